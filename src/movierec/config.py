@@ -1,0 +1,66 @@
+"""Settings: one object, read from ``MOVIEREC_*`` environment variables and an optional ``.env``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATASET = "ml-latest-small"
+
+
+class Settings(BaseSettings):
+    """Where movierec keeps its data and which store it talks to.
+
+    Attributes:
+        data_dir: Working directory: the SQLite store, the download cache, snapshots.
+        datasets_dir: A folder searched for MovieLens archives before any download
+            (an offline machine points it at local copies).
+        database_url: SQLAlchemy URL of the ratings store; defaults to a SQLite file
+            in ``data_dir``. PostgreSQL in production (``postgresql+psycopg://...``).
+        dataset: The data set ``make run`` and commands without a name use.
+        verify_checksums: Refuse archives whose checksum is unknown or wrong.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOVIEREC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(default=Path("data"))
+    datasets_dir: Path | None = None
+    database_url: str | None = None
+    dataset: str = DEFAULT_DATASET
+    verify_checksums: bool = True
+
+    @field_validator("data_dir", "datasets_dir", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        return path.expanduser().resolve() if path is not None else None
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if not url.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://..."
+            )
+        return url
+
+    @cached_property
+    def store_url(self) -> str:
+        """The database URL to use: the configured one or a SQLite file in ``data_dir``."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'movierec.db'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where downloaded archives are kept."""
+        return self.data_dir / "cache"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """Where content-hashed parquet snapshots of the store are written."""
+        return self.data_dir / "snapshots"

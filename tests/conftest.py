@@ -1,0 +1,72 @@
+"""Shared fixtures: the offline MovieLens copies, and real SQLite and PostgreSQL stores.
+
+PostgreSQL: each test session creates its own database on the server named by
+``MOVIEREC_TEST_PG_URL`` (default: the local server, trust auth) and drops it at the end.
+Tests that need it are skipped, with the reason, only when no server answers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get(
+    "MOVIEREC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    """The folder with the offline MovieLens archives (``MOVIEREC_DATASETS_DIR``)."""
+    configured = os.environ.get("MOVIEREC_DATASETS_DIR")
+    path = Path(configured) if configured else REPO_ROOT.parent / "shared" / "datasets"
+    if not (path / "ml-latest-small.zip").exists():
+        pytest.skip(f"no MovieLens archives in {path}: set MOVIEREC_DATASETS_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL server answers at {PG_ADMIN_URL}: {exc.orig}")
+    name = f"movierec_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        sa.create_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _reset_pg_schema(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store URL, once for SQLite and once for PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'movierec.db'}"
+    url: str = request.getfixturevalue("pg_server_url")
+    _reset_pg_schema(url)
+    return url
