@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     @field_validator("database_url", mode="after")
     @classmethod
     def _known_scheme(cls, url: str | None) -> str | None:
-        if url is None:
+        if not url:  # an empty MOVIEREC_DATABASE_URL means "use the default"
             return None
         if not url.startswith(("sqlite", "postgresql")):
             raise ValueError(
