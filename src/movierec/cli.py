@@ -226,30 +226,25 @@ def data_log(
 def data_datasets(as_json: JsonOption = False) -> None:
     """The MovieLens variants movierec knows, and whether a local copy is at hand."""
     settings = Settings()
+    folders = [f for f in (settings.datasets_dir, settings.cache_dir) if f is not None]
     rows = []
     for variant in VARIANTS.values():
-        local = [
-            str(folder / f"{variant.name}.zip")
-            for folder in (settings.datasets_dir, settings.cache_dir)
-            if folder is not None and (folder / f"{variant.name}.zip").exists()
-        ]
-        rows.append(
-            {
-                "name": variant.name,
-                "size_bytes": variant.size_bytes,
-                "url": variant.url,
-                "local_copy": local[0] if local else None,
-            }
-        )
+        copies = [f / variant.filename for f in folders if (f / variant.filename).exists()]
+        rows.append((variant, str(copies[0]) if copies else None))
     if as_json:
-        _print_json(rows)
+        _print_json(
+            [
+                {"name": v.name, "size_bytes": v.size_bytes, "url": v.url, "local_copy": copy}
+                for v, copy in rows
+            ]
+        )
         return
     table = Table(title="MovieLens data sets")
     for column in ("name", "size", "local copy"):
         table.add_column(column)
-    for row in rows:
-        size = f"{row['size_bytes'] / 1e6:,.1f} MB" if row["size_bytes"] else "?"
-        table.add_row(row["name"], size, row["local_copy"] or "download")
+    for variant, copy in rows:
+        size = f"{variant.size_bytes / 1e6:,.1f} MB" if variant.size_bytes else "changes"
+        table.add_row(variant.name, size, copy or "download")
     console.print(table)
 
 

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
             in ``data_dir``. PostgreSQL in production (``postgresql+psycopg://...``).
         dataset: The data set ``make run`` and commands without a name use.
         verify_checksums: Refuse archives whose checksum is unknown or wrong.
+        movielens_base_url: Where MovieLens archives are downloaded from (a mirror, or a
+            local server in tests).
     """
 
     model_config = SettingsConfigDict(
@@ -33,6 +35,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     dataset: str = DEFAULT_DATASET
     verify_checksums: bool = True
+    movielens_base_url: str = "https://files.grouplens.org/datasets/movielens"
 
     @field_validator("data_dir", "datasets_dir", mode="after")
     @classmethod

@@ -57,7 +57,13 @@ def ingest_movielens(
     progress: bool = True,
 ) -> IngestOutcome:
     """Find (or download) a MovieLens archive, parse it and load it into the store."""
-    data = load_movielens(name or settings.dataset, settings, strict=strict, progress=progress)
+    data = load_movielens(
+        name or settings.dataset,
+        settings,
+        strict=strict,
+        progress=progress,
+        base_url=settings.movielens_base_url,
+    )
     return _load(settings, data, replace=replace)
 
 

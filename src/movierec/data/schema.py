@@ -84,7 +84,7 @@ def as_canonical_ratings(frame: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ParseError(f"ratings table lacks column(s) {', '.join(missing)}")
     try:
-        out = frame.loc[:, list(RATING_COLUMNS)].astype(RATING_DTYPES, copy=False)
+        out = frame.loc[:, list(RATING_COLUMNS)].astype(RATING_DTYPES)
     except (TypeError, ValueError) as exc:
         raise ParseError(f"ratings table has values of the wrong type: {exc}") from exc
     return out.reset_index(drop=True)
@@ -103,8 +103,8 @@ def as_canonical_movies(frame: pd.DataFrame) -> pd.DataFrame:
     out = out.loc[:, list(MOVIE_COLUMNS)]
     out["item_id"] = out["item_id"].astype(np.int64)
     out["title"] = out["title"].astype(object)
-    out["year"] = pd.array(out["year"], dtype="Int64")
-    out["tmdb_id"] = pd.array(out["tmdb_id"], dtype="Int64")
+    out["year"] = out["year"].astype("Int64")
+    out["tmdb_id"] = out["tmdb_id"].astype("Int64")
     out["imdb_id"] = out["imdb_id"].astype(object).where(out["imdb_id"].notna(), None)
     if out["item_id"].duplicated().any():
         dupes = out.loc[out["item_id"].duplicated(), "item_id"].head(5).tolist()
