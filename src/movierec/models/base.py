@@ -1,0 +1,374 @@
+"""The Recommender contract every model implements, and the helpers they share.
+
+A model scores items for a batch of users as one dense ``(n_users, n_items)`` block; this base
+class turns scores into recommendations (seen-item masking, candidate filtering, top-k by
+``argpartition``), folds new users in from their history, and saves and loads models as
+``.npz`` arrays plus a JSON config, never pickle (``allow_pickle=False``), in the manner of the
+``implicit`` library's ``RecommenderBase``.
+
+Subclasses implement ``_fit``, ``_score_users``, ``_score_history`` and ``_state``/``_restore``;
+rating models also implement ``_predict``, and ``similar_items`` uses ``_item_vectors`` unless a
+model overrides ``_similar_scores``.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from movierec import __version__
+from movierec.data.interactions import Interactions
+from movierec.errors import MovierecError
+
+FORMAT_VERSION = 1
+SCORE_BATCH_CELLS = 32_000_000
+"""Dense cells scored at once (users x items): bounds memory to ~128 MB of float32."""
+
+ItemsAndScores = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+
+
+class ModelError(MovierecError):
+    """A model used wrongly: not fitted, bad arguments, a file it cannot load."""
+
+
+class NotARatingModelError(ModelError):
+    """``predict`` called on a model that ranks items but does not predict ratings."""
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's typed, validated configuration (logged as run parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 42
+
+
+class Recommender(ABC):
+    """One interface for every model family.
+
+    Indices, not external ids: users and items are rows and columns of the training
+    :class:`Interactions`; mapping ids to indices (and handling unknown ids) is the caller's
+    job, and the saved model keeps both id maps so a fresh process can do it.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    predicts_ratings: ClassVar[bool] = False
+
+    def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise ModelError("pass either a config object or keyword parameters, not both")
+        try:
+            self.config = config if config is not None else self.config_class(**params)
+        except ValidationError as exc:
+            raise ModelError(f"invalid {self.name} parameters: {exc}") from exc
+        self.user_ids: npt.NDArray[np.int64] | None = None
+        self.item_ids: npt.NDArray[np.int64] | None = None
+        self.user_items: sp.csr_matrix | None = None
+        self._item_users: sp.csc_matrix | None = None  # built on first similar_items call
+
+    # ---- training -------------------------------------------------------------------------
+
+    def fit(self, interactions: Interactions) -> Self:
+        """Learn from ``interactions`` (users x items); returns ``self``."""
+        if interactions.nnz == 0:
+            raise ModelError(f"cannot fit {self.name} on an empty interaction matrix")
+        self.user_ids = np.asarray(interactions.user_ids)
+        self.item_ids = np.asarray(interactions.item_ids)
+        self.user_items = interactions.matrix.tocsr()
+        self._item_users = None
+        self._fit(interactions)
+        return self
+
+    @abstractmethod
+    def _fit(self, interactions: Interactions) -> None: ...
+
+    # ---- scoring ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def _score_users(self, users: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Scores of every item for each of ``users``: shape ``(len(users), n_items)``."""
+
+    @abstractmethod
+    def _score_history(
+        self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """Scores of every item for a user known only by this history (fold-in)."""
+
+    def _item_vectors(self) -> npt.NDArray[np.float32] | None:
+        """Dense item embeddings for cosine ``similar_items``, or None to fall back on
+        co-occurrence (people who rated this also rated)."""
+        return None
+
+    def _similar_scores(self, item: int) -> npt.NDArray[np.float32]:
+        vectors = self._item_vectors()
+        if vectors is None:
+            return cooccurrence_cosine(self._seen(), self._seen_by_item(), item)
+        norms = np.linalg.norm(vectors, axis=1)
+        norms[norms == 0] = 1.0
+        return ((vectors @ vectors[item]) / (norms * norms[item])).astype(np.float32)
+
+    def _predict(
+        self, users: npt.NDArray[np.int64], items: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        raise NotARatingModelError(f"{self.name} ranks items but does not predict ratings")
+
+    # ---- the public contract -------------------------------------------------------------
+
+    @property
+    def n_users(self) -> int:
+        return len(self._fitted_ids()[0])
+
+    @property
+    def n_items(self) -> int:
+        return len(self._fitted_ids()[1])
+
+    def recommend(
+        self,
+        users: int | npt.ArrayLike,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: npt.ArrayLike | None = None,
+    ) -> ItemsAndScores:
+        """Top-``k`` items for one user index or a batch of them.
+
+        Returns ``(items, scores)``: 1-D for one user, ``(n_users, k)`` for a batch. A list
+        shorter than ``k`` (few candidates left) is padded with item ``-1`` and score ``-inf``.
+        """
+        single = np.ndim(users) == 0
+        batch = self._check_users(np.atleast_1d(np.asarray(users, dtype=np.int64)))
+        k = self._check_k(k)
+        allowed = self._candidate_mask(candidates)
+        rows_per_batch = max(1, SCORE_BATCH_CELLS // max(self.n_items, 1))
+        out_items = np.empty((len(batch), k), dtype=np.int64)
+        out_scores = np.empty((len(batch), k), dtype=np.float32)
+        for start in range(0, len(batch), rows_per_batch):
+            chunk = batch[start : start + rows_per_batch]
+            scores = self._score_users(chunk).astype(np.float32, copy=False)
+            if exclude_seen:
+                mask_rows(scores, self._seen()[chunk])
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            out_items[start : start + len(chunk)], out_scores[start : start + len(chunk)] = top_k(
+                scores, k
+            )
+        return (out_items[0], out_scores[0]) if single else (out_items, out_scores)
+
+    def recommend_for_history(
+        self,
+        items: npt.ArrayLike,
+        ratings: npt.ArrayLike | None = None,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: npt.ArrayLike | None = None,
+    ) -> ItemsAndScores:
+        """Top-``k`` items for a user the model never saw, from their history (no retraining).
+
+        ``items`` are item indices; ``ratings`` their ratings on the training scale, or None
+        for a plain list of liked items. Indices outside the catalogue raise; the caller maps
+        external ids and reports the unknown ones.
+        """
+        item_array = np.asarray(items, dtype=np.int64).ravel()
+        if item_array.size and (item_array.min() < 0 or item_array.max() >= self.n_items):
+            raise ModelError(f"item indices must lie in [0, {self.n_items})")
+        rating_array = self._check_history_ratings(item_array, ratings)
+        k = self._check_k(k)
+        scores = self._score_history(item_array, rating_array).astype(np.float32)[None, :]
+        if exclude_seen and item_array.size:
+            scores[0, item_array] = -np.inf
+        allowed = self._candidate_mask(candidates)
+        if allowed is not None:
+            scores[:, ~allowed] = -np.inf
+        found, values = top_k(scores, k)
+        return found[0], values[0]
+
+    def similar_items(self, item: int, k: int = 10) -> ItemsAndScores:
+        """The ``k`` items most similar to ``item`` (itself excluded)."""
+        if not 0 <= item < self.n_items:
+            raise ModelError(f"item index {item} outside [0, {self.n_items})")
+        scores = self._similar_scores(int(item)).astype(np.float32)[None, :]
+        scores[0, item] = -np.inf
+        found, values = top_k(scores, self._check_k(k))
+        return found[0], values[0]
+
+    def predict(self, users: npt.ArrayLike, items: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Predicted ratings for (user, item) index pairs; rating models only."""
+        user_array = self._check_users(np.asarray(users, dtype=np.int64).ravel())
+        item_array = np.asarray(items, dtype=np.int64).ravel()
+        if user_array.shape != item_array.shape:
+            raise ModelError("predict needs as many item indices as user indices")
+        if item_array.size and (item_array.min() < 0 or item_array.max() >= self.n_items):
+            raise ModelError(f"item indices must lie in [0, {self.n_items})")
+        return self._predict(user_array, item_array)
+
+    # ---- persistence ------------------------------------------------------------------------
+
+    @abstractmethod
+    def _state(self) -> dict[str, npt.NDArray[Any]]:
+        """The fitted arrays a saved model needs."""
+
+    @abstractmethod
+    def _restore(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        """Set the fitted arrays back from :meth:`_state`'s output."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json`` and ``arrays.npz`` into the folder ``path``."""
+        user_ids, item_ids = self._fitted_ids()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        seen = self._seen()
+        arrays = {
+            **{f"model.{key}": value for key, value in self._state().items()},
+            "user_ids": user_ids,
+            "item_ids": item_ids,
+            "seen.indptr": seen.indptr,
+            "seen.indices": seen.indices,
+            "seen.data": seen.data,
+        }
+        np.savez(folder / "arrays.npz", allow_pickle=False, **arrays)
+        meta = {
+            "model": self.name,
+            "format_version": FORMAT_VERSION,
+            "movierec_version": __version__,
+            "config": self.config.model_dump(mode="json"),
+        }
+        (folder / "config.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Load a model saved by :meth:`save` (in this or a fresh process)."""
+        folder = Path(path)
+        meta = _read_meta(folder)
+        if meta.get("model") != cls.name:
+            raise ModelError(f"{folder} holds a {meta.get('model')!r} model, not {cls.name!r}")
+        model = cls(cls.config_class(**meta["config"]))
+        try:
+            with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+            model.user_ids, model.item_ids = arrays["user_ids"], arrays["item_ids"]
+            model.user_items = sp.csr_matrix(
+                (arrays["seen.data"], arrays["seen.indices"], arrays["seen.indptr"]),
+                shape=(len(model.user_ids), len(model.item_ids)),
+            )
+            model._restore(
+                {key[6:]: value for key, value in arrays.items() if key.startswith("model.")}
+            )
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise ModelError(f"cannot load the model arrays in {folder}: {exc}") from exc
+        return model
+
+    # ---- validation -------------------------------------------------------------------------
+
+    def _fitted_ids(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        if self.user_ids is None or self.item_ids is None:
+            raise ModelError(f"{self.name} is not fitted: call fit() or load() first")
+        return self.user_ids, self.item_ids
+
+    def _seen(self) -> sp.csr_matrix:
+        self._fitted_ids()
+        assert self.user_items is not None
+        return self.user_items
+
+    def _seen_by_item(self) -> sp.csc_matrix:
+        if self._item_users is None:
+            self._item_users = self._seen().tocsc()
+        return self._item_users
+
+    def _check_users(self, users: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        if users.size and (users.min() < 0 or users.max() >= self.n_users):
+            raise ModelError(f"user indices must lie in [0, {self.n_users})")
+        return users
+
+    def _check_k(self, k: int) -> int:
+        if k <= 0:
+            raise ModelError(f"k must be a positive number of items, got {k}")
+        return min(int(k), self.n_items)
+
+    def _check_history_ratings(
+        self, items: npt.NDArray[np.int64], ratings: npt.ArrayLike | None
+    ) -> npt.NDArray[np.float32]:
+        if ratings is None:
+            return np.ones(len(items), dtype=np.float32)
+        values = np.asarray(ratings, dtype=np.float32).ravel()
+        if values.shape != items.shape:
+            raise ModelError("a history needs one rating per item")
+        if not np.isfinite(values).all():
+            raise ModelError("history ratings must be finite numbers")
+        return values
+
+    def _candidate_mask(self, candidates: npt.ArrayLike | None) -> npt.NDArray[np.bool_] | None:
+        if candidates is None:
+            return None
+        chosen = np.asarray(candidates, dtype=np.int64).ravel()
+        if chosen.size and (chosen.min() < 0 or chosen.max() >= self.n_items):
+            raise ModelError(f"candidate item indices must lie in [0, {self.n_items})")
+        allowed = np.zeros(self.n_items, dtype=bool)
+        allowed[chosen] = True
+        return allowed
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        meta: dict[str, Any] = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"no readable model in {folder}: {exc}") from exc
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{folder} was saved in model format {meta.get('format_version')!r} by movierec "
+            f"{meta.get('movierec_version')}; this movierec reads format {FORMAT_VERSION}"
+        )
+    return meta
+
+
+def cooccurrence_cosine(
+    user_items: sp.csr_matrix, item_users: sp.csc_matrix, item: int
+) -> npt.NDArray[np.float32]:
+    """Cosine between ``item``'s column and every column of the binarized matrix.
+
+    ``item_users`` is the same matrix in CSC form. Uses structure only (a stored 0 rating
+    still counts as "rated").
+    """
+    csc = item_users
+    raters = csc.indices[csc.indptr[item] : csc.indptr[item + 1]]
+    rows = user_items[raters]
+    together = np.bincount(rows.indices, minlength=user_items.shape[1]).astype(np.float32)
+    counts = np.diff(csc.indptr).astype(np.float32)
+    denominator = np.sqrt(counts * max(len(raters), 1))
+    denominator[denominator == 0] = 1.0
+    return together / denominator
+
+
+def mask_rows(scores: npt.NDArray[np.float32], rows: sp.csr_matrix) -> None:
+    """Set ``scores[i, j] = -inf`` wherever ``rows[i, j]`` is stored, in place, vectorized."""
+    counts = np.diff(rows.indptr)
+    scores[np.repeat(np.arange(rows.shape[0]), counts), rows.indices] = -np.inf
+
+
+def top_k(scores: npt.NDArray[np.float32], k: int) -> ItemsAndScores:
+    """Row-wise top ``k`` of a dense score block, best first, by ``argpartition``.
+
+    Entries scored ``-inf`` (masked) come back as item ``-1``.
+    """
+    n_rows, n_cols = scores.shape
+    k = min(k, n_cols)
+    if k < n_cols:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    items = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    values = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    items[~np.isfinite(values) & (values < 0)] = -1
+    return items, values

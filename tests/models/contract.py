@@ -1,0 +1,203 @@
+"""The contract every model honours; each model's test class inherits :class:`RecommenderContract`.
+
+The data is a checkerboard where the right answer is known: two groups of users, two groups of
+movies; each user rated every movie of their own group but one, highly, and two movies of the
+other group, poorly. A personalized model's best unseen movie for a user is the one movie of
+their own group they have not rated.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from movierec.data.interactions import Interactions
+from movierec.models.base import ModelError, NotARatingModelError, Recommender
+
+N_USERS, N_ITEMS = 40, 20
+HALF_USERS, HALF_ITEMS = N_USERS // 2, N_ITEMS // 2
+
+
+def group_of_user(user: int) -> int:
+    return user // HALF_USERS
+
+
+def group_of_item(item: int) -> int:
+    return item // HALF_ITEMS
+
+
+def held_out_item(user: int) -> int:
+    """The one movie of their own group a user has not rated."""
+    return group_of_user(user) * HALF_ITEMS + user % HALF_ITEMS
+
+
+def checkerboard() -> Interactions:
+    """The checkerboard data set, with external ids that are not 0-based indices."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for user in range(N_USERS):
+        group = group_of_user(user)
+        own = [i for i in range(group * HALF_ITEMS, (group + 1) * HALF_ITEMS)]
+        other = [i for i in range(N_ITEMS) if group_of_item(i) != group]
+        rows += [(user, i, rng.choice([4.0, 4.5, 5.0])) for i in own if i != held_out_item(user)]
+        rows += [(user, i, 1.0) for i in rng.choice(other, size=2, replace=False)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+    frame["user_id"] += 100
+    frame["item_id"] += 1_000
+    frame["timestamp"] = np.arange(len(frame), dtype=np.int64) + 1_600_000_000
+    return Interactions.from_frames(frame, rating_scale=(0.5, 5.0))
+
+
+_LOAD_AND_RECOMMEND = """
+import json, sys
+from movierec.models import model_class
+model = model_class(sys.argv[1]).load(sys.argv[2])
+items, scores = model.recommend(list(range(model.n_users)), k=5)
+print(json.dumps({"items": items.tolist(), "scores": scores.tolist()}))
+"""
+
+
+class RecommenderContract:
+    """Shared tests; a subclass sets ``model_name`` and implements :meth:`make_model`."""
+
+    personalized: ClassVar[bool] = True
+    rating_model: ClassVar[bool] = False
+
+    def make_model(self) -> Recommender:
+        raise NotImplementedError
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def data(cls) -> Interactions:
+        return checkerboard()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls, data: Interactions) -> Recommender:
+        return cls().make_model().fit(data)
+
+    def test_batch_recommend_shapes_and_single_user(self, model: Recommender) -> None:
+        items, scores = model.recommend(np.arange(N_USERS), k=5)
+        assert items.shape == scores.shape == (N_USERS, 5)
+        one_items, one_scores = model.recommend(3, k=5)
+        assert one_items.shape == (5,)
+        np.testing.assert_array_equal(one_items, items[3])
+        np.testing.assert_allclose(one_scores, scores[3], rtol=1e-5)
+        assert (np.diff(scores, axis=1) <= 1e-6).all(), "scores must come best first"
+
+    def test_seen_items_are_excluded(self, model: Recommender, data: Interactions) -> None:
+        items, _ = model.recommend(np.arange(N_USERS), k=N_ITEMS)
+        for user in range(N_USERS):
+            seen = set(data.matrix.indices[data.matrix.indptr[user] : data.matrix.indptr[user + 1]])
+            shown = [i for i in items[user] if i >= 0]
+            assert not seen & set(shown)
+            assert len(shown) == len(set(shown)) == N_ITEMS - len(seen)
+            assert (items[user][len(shown) :] == -1).all(), "padding comes last"
+
+    def test_seen_items_can_be_included(self, model: Recommender) -> None:
+        items, _ = model.recommend(0, k=N_ITEMS, exclude_seen=False)
+        assert sorted(items.tolist()) == list(range(N_ITEMS))
+
+    def test_candidates_restrict_the_answer(self, model: Recommender) -> None:
+        allowed = [15, 16, 17]
+        items, _ = model.recommend(np.arange(N_USERS), k=3, candidates=allowed)
+        assert set(items[items >= 0].ravel()) <= set(allowed)
+
+    def test_the_right_answer_on_the_checkerboard(self, model: Recommender) -> None:
+        if not self.personalized:
+            pytest.skip("a non-personalized model gives everyone the same list")
+        items, _ = model.recommend(np.arange(N_USERS), k=1)
+        right = sum(items[u, 0] == held_out_item(u) for u in range(N_USERS))
+        assert right >= 0.9 * N_USERS
+
+    def test_fold_in_a_new_user(self, model: Recommender) -> None:
+        history = [0, 1, 2, 3, 4, 5, 6, 7]
+        items, scores = model.recommend_for_history(history, [5.0] * 8, k=4)
+        assert not set(items.tolist()) & set(history)
+        assert np.isfinite(scores[items >= 0]).all()
+        if self.personalized:
+            assert {8, 9} <= set(items[:2].tolist()) | set(items.tolist())
+            assert group_of_item(int(items[0])) == 0
+        liked, _ = model.recommend_for_history(history, k=4)
+        assert liked.shape == (4,)
+
+    def test_fold_in_with_no_history_still_answers(self, model: Recommender) -> None:
+        items, _ = model.recommend_for_history([], k=3)
+        assert (items >= 0).all()
+
+    def test_similar_items(self, model: Recommender) -> None:
+        items, scores = model.similar_items(0, k=5)
+        assert 0 not in items.tolist()
+        assert sum(group_of_item(int(i)) == 0 for i in items) >= 4
+        assert (np.diff(scores) <= 1e-6).all()
+
+    def test_predict(self, model: Recommender) -> None:
+        users, items = np.array([0, 0, 25]), np.array([held_out_item(0), 15, 3])
+        if not self.rating_model:
+            with pytest.raises(NotARatingModelError):
+                model.predict(users, items)
+            return
+        predicted = model.predict(users, items)
+        assert predicted.shape == (3,)
+        assert np.isfinite(predicted).all()
+        assert predicted[0] > predicted[1], "an own-group movie beats an other-group one"
+
+    def test_bad_arguments_are_clear_errors(self, model: Recommender) -> None:
+        for k in (0, -3):
+            with pytest.raises(ModelError, match="k must be"):
+                model.recommend(0, k=k)
+        with pytest.raises(ModelError, match="user indices"):
+            model.recommend(N_USERS, k=3)
+        with pytest.raises(ModelError, match="item indices"):
+            model.recommend_for_history([N_ITEMS + 5], k=3)
+        with pytest.raises(ModelError, match="finite"):
+            model.recommend_for_history([1, 2], [5.0, float("nan")], k=3)
+        with pytest.raises(ModelError, match="item index"):
+            model.similar_items(-1)
+        items, _ = model.recommend(0, k=10_000)
+        assert items.shape == (N_ITEMS,)
+
+    def test_unfitted_model_says_so(self) -> None:
+        with pytest.raises(ModelError, match="not fitted"):
+            self.make_model().recommend(0, k=3)
+
+    def test_same_seed_same_answer(self, model: Recommender, data: Interactions) -> None:
+        again = self.make_model().fit(data)
+        np.testing.assert_array_equal(
+            model.recommend(np.arange(N_USERS), k=5)[0], again.recommend(np.arange(N_USERS), k=5)[0]
+        )
+
+    def test_save_and_load_in_a_fresh_process(self, model: Recommender, tmp_path: Path) -> None:
+        folder = model.save(tmp_path / "model")
+        done = subprocess.run(
+            [sys.executable, "-c", _LOAD_AND_RECOMMEND, model.name, str(folder)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        loaded = json.loads(done.stdout)
+        items, scores = model.recommend(list(range(N_USERS)), k=5)
+        assert loaded["items"] == items.tolist()
+        np.testing.assert_allclose(loaded["scores"], scores, rtol=1e-5)
+        np.testing.assert_array_equal(type(model).load(folder).user_ids, model.user_ids)
+
+    def test_broken_model_files_are_clear_errors(self, model: Recommender, tmp_path: Path) -> None:
+        folder = model.save(tmp_path / "model")
+        arrays = folder / "arrays.npz"
+        arrays.write_bytes(arrays.read_bytes()[: arrays.stat().st_size // 2])
+        with pytest.raises(ModelError, match="cannot load"):
+            type(model).load(folder)
+        meta = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**meta, "format_version": 99}))
+        with pytest.raises(ModelError, match="format"):
+            type(model).load(folder)
+        with pytest.raises(ModelError, match="no readable model"):
+            type(model).load(tmp_path / "nowhere")
