@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -83,9 +84,21 @@ def _print_pairs(title: str, pairs: dict[str, Any]) -> None:
     table.add_column(style="bold")
     table.add_column(justify="right")
     for key, value in pairs.items():
-        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
-        table.add_row(key.replace("_", " "), str(shown))
+        table.add_row(key.replace("_", " "), _human(key, value))
     console.print(table)
+
+
+def _human(key: str, value: Any) -> str:
+    """A value as a person reads it: thousands separators, dates, four significant digits."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int) and key.endswith("timestamp"):
+        return datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _report_ingest(outcome: ingest_ops.IngestOutcome, as_json: bool) -> None:
