@@ -73,6 +73,7 @@ class Recommender(ABC):
         self.user_ids: npt.NDArray[np.int64] | None = None
         self.item_ids: npt.NDArray[np.int64] | None = None
         self.user_items: sp.csr_matrix | None = None
+        self.rating_scale: tuple[float, float] = (0.0, 1.0)
         self._item_users: sp.csc_matrix | None = None  # built on first similar_items call
 
     # ---- training -------------------------------------------------------------------------
@@ -84,6 +85,7 @@ class Recommender(ABC):
         self.user_ids = np.asarray(interactions.user_ids)
         self.item_ids = np.asarray(interactions.item_ids)
         self.user_items = interactions.matrix.tocsr()
+        self.rating_scale = interactions.rating_scale
         self._item_users = None
         self._fit(interactions)
         return self
@@ -175,8 +177,8 @@ class Recommender(ABC):
         """Top-``k`` items for a user the model never saw, from their history (no retraining).
 
         ``items`` are item indices; ``ratings`` their ratings on the training scale, or None
-        for a plain list of liked items. Indices outside the catalogue raise; the caller maps
-        external ids and reports the unknown ones.
+        for a plain list of liked items (each taken as the top of the rating scale). Indices
+        outside the catalogue raise; the caller maps external ids and reports the unknown ones.
         """
         item_array = np.asarray(items, dtype=np.int64).ravel()
         if item_array.size and (item_array.min() < 0 or item_array.max() >= self.n_items):
@@ -234,6 +236,7 @@ class Recommender(ABC):
             "seen.indptr": seen.indptr,
             "seen.indices": seen.indices,
             "seen.data": seen.data,
+            "rating_scale": np.asarray(self.rating_scale, dtype=np.float64),
         }
         np.savez(folder / "arrays.npz", allow_pickle=False, **arrays)
         meta = {
@@ -257,6 +260,8 @@ class Recommender(ABC):
             with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
                 arrays = {key: npz[key] for key in npz.files}
             model.user_ids, model.item_ids = arrays["user_ids"], arrays["item_ids"]
+            low, high = arrays["rating_scale"].tolist()
+            model.rating_scale = (low, high)
             model.user_items = sp.csr_matrix(
                 (arrays["seen.data"], arrays["seen.indices"], arrays["seen.indptr"]),
                 shape=(len(model.user_ids), len(model.item_ids)),
@@ -299,7 +304,7 @@ class Recommender(ABC):
         self, items: npt.NDArray[np.int64], ratings: npt.ArrayLike | None
     ) -> npt.NDArray[np.float32]:
         if ratings is None:
-            return np.ones(len(items), dtype=np.float32)
+            return np.full(len(items), self.rating_scale[1], dtype=np.float32)
         values = np.asarray(ratings, dtype=np.float32).ravel()
         if values.shape != items.shape:
             raise ModelError("a history needs one rating per item")
