@@ -271,6 +271,25 @@ class Interactions:
         """
         return self._derive(self._entry_mask(entries))
 
+    def genre_matrix(self) -> tuple[sp.csr_matrix, list[str]]:
+        """Items x genres 0/1 matrix from the catalog, and the genre names (sorted)."""
+        genre_lists = [
+            g if isinstance(g, list | tuple | np.ndarray) else [] for g in self.catalog["genres"]
+        ]
+        names = sorted({str(name) for genres in genre_lists for name in genres})
+        column = {name: j for j, name in enumerate(names)}
+        lengths = np.fromiter((len(g) for g in genre_lists), dtype=np.int64, count=len(genre_lists))
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        indices = np.fromiter(
+            (column[str(name)] for genres in genre_lists for name in genres),
+            dtype=np.int64,
+            count=int(indptr[-1]),
+        )
+        data = np.ones(len(indices), dtype=np.float32)
+        matrix = sp.csr_matrix((data, indices, indptr), shape=(self.n_items, len(names)))
+        matrix.sum_duplicates()  # a source listing a genre twice
+        return matrix, names
+
     def binarize(self, threshold: float | None = None) -> Interactions:
         """Implicit view: 1.0 where rating >= ``threshold`` (every observed rating when None).
 
