@@ -8,10 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 from movierec.errors import ConfigError
+from movierec.models.als import ALS, BPR
 from movierec.models.base import ModelConfig, ModelError, Recommender
+from movierec.models.baseline import BaselineOnly, NormalPredictor
+from movierec.models.ease import EASE
+from movierec.models.knn import ItemKNN
+from movierec.models.mf import BiasedMF
 from movierec.models.popularity import Popularity
 
-MODELS: dict[str, type[Recommender]] = {cls.name: cls for cls in (Popularity,)}
+MODELS: dict[str, type[Recommender]] = {
+    cls.name: cls
+    for cls in (Popularity, NormalPredictor, BaselineOnly, BiasedMF, ItemKNN, EASE, ALS, BPR)
+}
 
 
 def model_class(name: str) -> type[Recommender]:
