@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +27,10 @@ from movierec.data.snapshot import create_snapshot
 from movierec.data.sources import VARIANTS, CsvSpec
 from movierec.data.store import RatingsStore
 from movierec.errors import MovierecError
+from movierec.evaluation.protocol import EvaluationConfig, Report
+from movierec.models import model_class
+from movierec.models.base import Recommender
+from movierec.training import experiments
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -289,6 +295,280 @@ def snapshot(as_json: JsonOption = False) -> None:
         _print_json({"path": snap.path, **snap.manifest})
     else:
         _print_pairs(f"Snapshot {snap.content_hash[:16]}", {"path": snap.path, **snap.manifest})
+
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Model family; default MOVIEREC_MODEL."),
+]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="Model parameter KEY=VALUE; repeat for more."),
+]
+DatasetOption = Annotated[
+    str | None,
+    typer.Option(help="A MovieLens data set; default: what the store holds (via a snapshot)."),
+]
+ProtocolOption = Annotated[
+    str,
+    typer.Option(
+        help="Split protocol: user_temporal, random, temporal, leave_one_out, kfold, "
+        "held_out_users, ml100k_official."
+    ),
+]
+SplitParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--split-param", help="Split parameter KEY=VALUE, e.g. test_fraction=0.2."),
+]
+KsOption = Annotated[str, typer.Option("--ks", help="Cut-offs for ranking metrics.")]
+RelevanceOption = Annotated[
+    float | None,
+    typer.Option(help="A test rating at least this high is relevant; omit it for implicit data."),
+]
+
+
+def _parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``["n_factors=64", "kind=count"]`` -> ``{"n_factors": 64, "kind": "count"}``."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}")
+        try:
+            params[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            params[key.strip()] = text
+    return params
+
+
+def _eval_config(ks: str, relevance: float | None) -> EvaluationConfig:
+    try:
+        cutoffs = tuple(int(k) for k in ks.split(","))
+        return EvaluationConfig(ks=cutoffs, relevance_threshold=relevance)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--ks: {exc}") from exc
+
+
+_LEADERBOARD_COLUMNS = ("ndcg@10", "precision@10", "recall@10", "mrr@10", "coverage@10", "rmse")
+
+
+def _print_leaderboard(reports: list[Report], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("model", style="bold")
+    shown = [c for c in _LEADERBOARD_COLUMNS if any(c in r.metrics for r in reports)]
+    for column in (*shown, "fit s", "eval s"):
+        table.add_column(column, justify="right")
+    for report in reports:
+        values = [_human(c, report.metrics.get(c)) if c in report.metrics else "-" for c in shown]
+        timings = (f"{report.fit_seconds:.2f}", f"{report.eval_seconds:.2f}")
+        table.add_row(report.model, *values, *timings)
+    console.print(table)
+
+
+@app.command("evaluate")
+@fails_cleanly
+def evaluate_command(
+    model: ModelOption = None,
+    param: ParamOption = None,
+    dataset: DatasetOption = None,
+    protocol: ProtocolOption = experiments.DEFAULT_PROTOCOL,
+    split_param: SplitParamOption = None,
+    ks: KsOption = "5,10,20",
+    relevance: RelevanceOption = 4.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit a model on a split's train part and report every metric on its test part."""
+    settings = Settings()
+    experiment = experiments.prepare(settings, dataset, protocol, **_parse_params(split_param))
+    report = experiments.evaluate_model(
+        experiment, model or settings.model, _parse_params(param), _eval_config(ks, relevance)
+    )
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    _print_pairs(
+        f"{report.model} on {experiment.dataset}, {report.split}",
+        {**report.metrics, "fit seconds": report.fit_seconds, "users": report.n_users_ranked},
+    )
+
+
+@app.command("compare")
+@fails_cleanly
+def compare_command(
+    models: Annotated[
+        str, typer.Option(help="Comma-separated model families.")
+    ] = "popularity,item_knn,ease,als,bpr,svd",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="MODEL.KEY=VALUE, e.g. als.factors=128."),
+    ] = None,
+    dataset: DatasetOption = None,
+    protocol: ProtocolOption = experiments.DEFAULT_PROTOCOL,
+    split_param: SplitParamOption = None,
+    rank_by: Annotated[str, typer.Option(help="Metric that orders the board.")] = "ndcg@10",
+    ks: KsOption = "5,10,20",
+    relevance: RelevanceOption = 4.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Run several models on the same split and print a leaderboard."""
+    names = [name.strip() for name in models.split(",") if name.strip()]
+    for name in names:
+        model_class(name)  # an unknown name fails before any work
+    per_model: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for key, value in _parse_params(param).items():
+        name, _, field = key.partition(".")
+        if name not in per_model or not field:
+            raise typer.BadParameter(f"--param {key}: expected MODEL.KEY with MODEL in --models")
+        per_model[name][field] = value
+    settings = Settings()
+    experiment = experiments.prepare(settings, dataset, protocol, **_parse_params(split_param))
+    reports = experiments.leaderboard(
+        experiment, per_model, _eval_config(ks, relevance), rank_by=rank_by
+    )
+    if as_json:
+        _print_json([report.to_dict() for report in reports])
+        return
+    _print_leaderboard(reports, f"{experiment.dataset}, {experiment.protocol}, by {rank_by}")
+
+
+@app.command("train")
+@fails_cleanly
+def train_command(
+    model: ModelOption = None,
+    param: ParamOption = None,
+    dataset: DatasetOption = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Folder to save into; default DATA_DIR/models/NAME.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit a model on all the data and save it (npz + JSON, no pickle)."""
+    settings = Settings()
+    name = model or settings.model
+    fitted, folder, seconds = experiments.train_model(
+        settings, name, _parse_params(param), dataset, output
+    )
+    summary = {
+        "model": name,
+        "path": str(folder),
+        "fit_seconds": seconds,
+        "n_users": fitted.n_users,
+        "n_items": fitted.n_items,
+        "params": fitted.config.model_dump(mode="json"),
+    }
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_pairs(f"Trained {name}", {k: v for k, v in summary.items() if k != "params"})
+
+
+def _load_model(settings: Settings, name: str | None, path: Path | None) -> Recommender:
+    family = name or settings.model
+    folder = path or settings.models_dir / family
+    if not (folder / "config.json").exists():
+        raise MovierecError(f"no saved {family} model in {folder}: run `movierec train` first")
+    meta = json.loads((folder / "config.json").read_text())
+    return model_class(meta.get("model", family)).load(folder)
+
+
+def _movie_rows(
+    settings: Settings, model: Recommender, items: np.ndarray, scores: np.ndarray
+) -> list[dict[str, Any]]:
+    """Recommended item indices as movies with their catalogue details, from the store."""
+    assert model.item_ids is not None
+    valid = items >= 0
+    movie_ids = model.item_ids[items[valid]]
+    with RatingsStore.from_settings(settings) as store:
+        movies = store.movies_frame().set_index("item_id").reindex(movie_ids)
+    rows = []
+    for movie_id, title, year, genres, score in zip(
+        movie_ids.tolist(),
+        movies["title"].tolist(),
+        movies["year"].tolist(),
+        movies["genres"].tolist(),
+        scores[valid].tolist(),
+        strict=True,
+    ):
+        rows.append(
+            {
+                "movie_id": movie_id,
+                "title": title if isinstance(title, str) else f"Item {movie_id}",
+                "year": None if pd.isna(year) else int(year),
+                "genres": list(genres) if isinstance(genres, list | np.ndarray) else [],
+                "score": round(float(score), 4),
+            }
+        )
+    return rows
+
+
+def _print_movies(title: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("#", "movie", "title", "year", "genres", "score"):
+        table.add_column(column)
+    for rank, row in enumerate(rows, 1):
+        table.add_row(
+            str(rank),
+            str(row["movie_id"]),
+            row["title"],
+            str(row["year"] or ""),
+            "|".join(row["genres"]),
+            f"{row['score']:.4g}",
+        )
+    console.print(table)
+
+
+KOption = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many movies.")]
+ModelDirOption = Annotated[Path | None, typer.Option("--model-dir", help="A saved model's folder.")]
+
+
+@app.command("recommend")
+@fails_cleanly
+def recommend_command(
+    user: Annotated[int, typer.Option(help="The user's id.")],
+    k: KOption = 10,
+    model: ModelOption = None,
+    model_dir: ModelDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Top-k movies for a user from a saved model; an unknown user gets popular movies."""
+    settings = Settings()
+    fitted = _load_model(settings, model, model_dir)
+    assert fitted.user_ids is not None
+    index = int(np.searchsorted(fitted.user_ids, user))
+    known = index < len(fitted.user_ids) and fitted.user_ids[index] == user
+    items, scores = fitted.recommend(index, k=k) if known else fitted.popular_items(k)
+    strategy = "personalized" if known else "popular_fallback"
+    rows = _movie_rows(settings, fitted, items, scores)
+    if as_json:
+        _print_json({"user_id": user, "model": fitted.name, "strategy": strategy, "items": rows})
+        return
+    if not known:
+        console.print(f"[yellow]user {user} is unknown to the model: showing popular movies[/]")
+    _print_movies(f"{fitted.name} for user {user} ({strategy})", rows)
+
+
+@app.command("similar")
+@fails_cleanly
+def similar_command(
+    movie: Annotated[int, typer.Option(help="The movie's id.")],
+    k: KOption = 10,
+    model: ModelOption = None,
+    model_dir: ModelDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Movies most similar to a movie, from a saved model."""
+    settings = Settings()
+    fitted = _load_model(settings, model, model_dir)
+    assert fitted.item_ids is not None
+    index = int(np.searchsorted(fitted.item_ids, movie))
+    if index >= len(fitted.item_ids) or fitted.item_ids[index] != movie:
+        raise MovierecError(f"movie {movie} is unknown to the model")
+    items, scores = fitted.similar_items(index, k=k)
+    rows = _movie_rows(settings, fitted, items, scores)
+    if as_json:
+        _print_json({"movie_id": movie, "model": fitted.name, "items": rows})
+    else:
+        _print_movies(f"{fitted.name}: movies like {movie}", rows)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
         database_url: SQLAlchemy URL of the ratings store; defaults to a SQLite file
             in ``data_dir``. PostgreSQL in production (``postgresql+psycopg://...``).
         dataset: The data set ``make run`` and commands without a name use.
+        model: The model family commands use when they name none.
         verify_checksums: Refuse archives whose checksum is unknown or wrong.
         movielens_base_url: Where MovieLens archives are downloaded from (a mirror, or a
             local server in tests).
@@ -34,6 +35,7 @@ class Settings(BaseSettings):
     datasets_dir: Path | None = None
     database_url: str | None = None
     dataset: str = DEFAULT_DATASET
+    model: str = "ease"
     verify_checksums: bool = True
     movielens_base_url: str = "https://files.grouplens.org/datasets/movielens"
 
@@ -62,6 +64,11 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Where downloaded archives are kept."""
         return self.data_dir / "cache"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where ``movierec train`` saves models (the MLflow registry comes on top of it)."""
+        return self.data_dir / "models"
 
     @property
     def snapshots_dir(self) -> Path:

@@ -203,6 +203,13 @@ class Recommender(ABC):
         found, values = top_k(scores, self._check_k(k))
         return found[0], values[0]
 
+    def popular_items(self, k: int = 10) -> ItemsAndScores:
+        """The ``k`` items most often rated in training: the explicit fallback for a user the
+        model cannot personalize for."""
+        counts = np.diff(self._seen_by_item().indptr).astype(np.float32)[None, :]
+        found, values = top_k(counts, self._check_k(k))
+        return found[0], values[0]
+
     def predict(self, users: npt.ArrayLike, items: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Predicted ratings for (user, item) index pairs; rating models only."""
         user_array = self._check_users(np.asarray(users, dtype=np.int64).ravel())

@@ -1,0 +1,1 @@
+"""Training: experiments, the pipeline, tracking and tuning."""

@@ -1,0 +1,117 @@
+"""Experiments: load a data set as Interactions, split it by a named protocol, evaluate models.
+
+The ``evaluate``, ``compare`` and ``train`` commands call these functions, and so will the
+pipeline: data comes from the store's snapshot (the default) or straight from a named MovieLens
+archive, without touching the store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from movierec.config import Settings
+from movierec.data.interactions import Interactions
+from movierec.data.snapshot import create_snapshot
+from movierec.data.sources import get_variant, load_movielens, locate_archive, read_ml100k_folds
+from movierec.data.split import Split, make_split
+from movierec.data.store import RatingsStore
+from movierec.errors import ConfigError
+from movierec.evaluation.protocol import EvaluationConfig, Report, evaluate, mean_reports
+from movierec.models import create_model
+from movierec.models.base import Recommender
+
+OFFICIAL_CV_FOLDS = ("u1", "u2", "u3", "u4", "u5")
+DEFAULT_PROTOCOL = "user_temporal"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A data set split by a protocol: what every model of a comparison is scored on."""
+
+    dataset: str
+    protocol: str
+    interactions: Interactions
+    splits: list[Split]
+
+
+def load_interactions(settings: Settings, dataset: str | None = None) -> Interactions:
+    """The store's current data (via a content-hashed snapshot), or a named MovieLens set."""
+    if dataset is None:
+        with RatingsStore.from_settings(settings) as store:
+            snapshot = create_snapshot(store, settings.snapshots_dir)
+        return Interactions.from_snapshot(snapshot.path)
+    data = load_movielens(dataset, settings, progress=False, base_url=settings.movielens_base_url)
+    return Interactions.from_frames(data.ratings, data.movies, rating_scale=data.rating_scale)
+
+
+def prepare(
+    settings: Settings,
+    dataset: str | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    **split_params: Any,
+) -> Experiment:
+    """Load ``dataset`` and split it by ``protocol`` (a split name, e.g. ``user_temporal``)."""
+    inter = load_interactions(settings, dataset)
+    if protocol == "ml100k_official":
+        if dataset != "ml-100k":
+            raise ConfigError("protocol ml100k_official needs --dataset ml-100k")
+        archive = locate_archive(get_variant("ml-100k"), settings, progress=False)
+        folds = read_ml100k_folds(archive)
+        wanted = split_params.pop("folds", OFFICIAL_CV_FOLDS)
+        split_params["folds"] = {name: folds[name] for name in wanted}
+    splits = make_split(protocol, inter, **split_params)
+    return Experiment(dataset or "store", protocol, inter, splits)
+
+
+def evaluate_model(
+    experiment: Experiment,
+    model_name: str,
+    params: dict[str, Any] | None = None,
+    config: EvaluationConfig | None = None,
+) -> Report:
+    """Fit and score a fresh model on every split; folds are averaged into one report."""
+    reports = [
+        evaluate(create_model(model_name, **(params or {})), split, config)
+        for split in experiment.splits
+    ]
+    report = reports[0] if len(reports) == 1 else mean_reports(reports, experiment.protocol)
+    report.data["dataset"] = experiment.dataset
+    return report
+
+
+def leaderboard(
+    experiment: Experiment,
+    models: dict[str, dict[str, Any]],
+    config: EvaluationConfig | None = None,
+    rank_by: str = "ndcg@10",
+) -> list[Report]:
+    """Every model on the same splits, best first by ``rank_by`` (lower first for errors)."""
+    reports = [evaluate_model(experiment, name, params, config) for name, params in models.items()]
+    lower_is_better = rank_by in {"rmse", "mae"}
+    missing = float("inf") if lower_is_better else float("-inf")
+    return sorted(
+        reports,
+        key=lambda r: r.metrics.get(rank_by, missing),
+        reverse=not lower_is_better,
+    )
+
+
+def train_model(
+    settings: Settings,
+    model_name: str,
+    params: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    output: Path | None = None,
+) -> tuple[Recommender, Path, float]:
+    """Fit a model on all of the data and save it; returns the model, its folder, fit seconds."""
+    inter = load_interactions(settings, dataset)
+    model = create_model(model_name, **(params or {}))
+    started = time.perf_counter()
+    model.fit(inter)
+    seconds = time.perf_counter() - started
+    folder = output or settings.models_dir / model_name
+    model.save(folder)
+    return model, folder, seconds
