@@ -144,3 +144,64 @@ def test_ingest_into_postgresql(cli_env: dict[str, str], pg_server_url: str) -> 
     run_json("ingest", "movielens", "ml-100k", "--replace", env=env)
     stats = run_json("data", "stats", env=env)
     assert (stats["n_ratings"], stats["n_users"], stats["n_movies"]) == (100_000, 943, 1_682)
+
+
+@pytest.mark.slow
+def test_compare_ranks_personalized_models_above_popularity(cli_env: dict[str, str]) -> None:
+    board = run_json(
+        "compare", "--models", "popularity,item_knn", "--dataset", "ml-100k", env=cli_env
+    )
+    assert [report["model"] for report in board] == ["item_knn", "popularity"]
+    assert board[0]["metrics"]["ndcg@10"] > board[1]["metrics"]["ndcg@10"]
+    assert board[0]["split"] == "user_temporal"
+
+
+@pytest.mark.slow
+def test_evaluate_on_the_official_folds(cli_env: dict[str, str]) -> None:
+    report = run_json(
+        "evaluate",
+        "--model",
+        "baseline",
+        "--dataset",
+        "ml-100k",
+        "--protocol",
+        "ml100k_official",
+        env=cli_env,
+    )
+    assert report["split_params"]["folds"] == [f"ml100k-u{i}" for i in range(1, 6)]
+    assert 0.93 < report["metrics"]["rmse"] < 0.96  # scikit-surprise's BaselineOnly: 0.946
+
+
+@pytest.mark.slow
+def test_train_then_recommend_and_similar(cli_env: dict[str, str]) -> None:
+    run_json("ingest", "movielens", "ml-latest-small", env=cli_env)
+    trained = run_json("train", "--model", "item_knn", env=cli_env)
+    assert Path(trained["path"], "arrays.npz").exists()
+
+    recs = run_json("recommend", "--user", "1", "--model", "item_knn", "-k", "5", env=cli_env)
+    assert recs["strategy"] == "personalized"
+    assert len(recs["items"]) == 5
+    assert all(item["title"] for item in recs["items"])
+
+    stranger = run_json("recommend", "--user", "999999", "--model", "item_knn", env=cli_env)
+    assert stranger["strategy"] == "popular_fallback"
+    assert stranger["items"][0]["title"] == "Forrest Gump"
+
+    similar = run_json("similar", "--movie", "1", "--model", "item_knn", "-k", "5", env=cli_env)
+    assert 1 not in [item["movie_id"] for item in similar["items"]]
+
+    unknown = run_cli(
+        "similar", "--movie", "424242424", "--model", "item_knn", env=cli_env, expect=1
+    )
+    assert "unknown" in unknown.stderr
+    missing = run_cli("recommend", "--user", "1", "--model", "ease", env=cli_env, expect=1)
+    assert "movierec train" in missing.stderr
+
+
+def test_model_commands_refuse_bad_arguments(cli_env: dict[str, str]) -> None:
+    done = run_cli("evaluate", "--model", "svd", "--param", "oops", env=cli_env, expect=2)
+    assert "KEY=VALUE" in done.stderr
+    unknown = run_cli("compare", "--models", "popularity,nope", env=cli_env, expect=1)
+    assert "known models" in unknown.stderr
+    negative = run_cli("recommend", "--user", "1", "-k", "-3", env=cli_env, expect=2)
+    assert "greater than or equal to 1" in negative.stderr

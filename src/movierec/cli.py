@@ -379,10 +379,10 @@ def evaluate_command(
 ) -> None:
     """Fit a model on a split's train part and report every metric on its test part."""
     settings = Settings()
-    experiment = experiments.prepare(settings, dataset, protocol, **_parse_params(split_param))
-    report = experiments.evaluate_model(
-        experiment, model or settings.model, _parse_params(param), _eval_config(ks, relevance)
-    )
+    params, split_params = _parse_params(param), _parse_params(split_param)
+    config = _eval_config(ks, relevance)
+    experiment = experiments.prepare(settings, dataset, protocol, **split_params)
+    report = experiments.evaluate_model(experiment, model or settings.model, params, config)
     if as_json:
         _print_json(report.to_dict())
         return
@@ -420,11 +420,10 @@ def compare_command(
         if name not in per_model or not field:
             raise typer.BadParameter(f"--param {key}: expected MODEL.KEY with MODEL in --models")
         per_model[name][field] = value
-    settings = Settings()
-    experiment = experiments.prepare(settings, dataset, protocol, **_parse_params(split_param))
-    reports = experiments.leaderboard(
-        experiment, per_model, _eval_config(ks, relevance), rank_by=rank_by
-    )
+    settings, split_params = Settings(), _parse_params(split_param)
+    config = _eval_config(ks, relevance)
+    experiment = experiments.prepare(settings, dataset, protocol, **split_params)
+    reports = experiments.leaderboard(experiment, per_model, config, rank_by=rank_by)
     if as_json:
         _print_json([report.to_dict() for report in reports])
         return
