@@ -13,11 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-## run: create the environment, get the default data set, load it into the store and snapshot it
+MOVIEREC := MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} $(BIN)/movierec
+
+## run: create the environment, load the default data set, compare models, train one, recommend
 run: $(STAMP)
-	MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} $(BIN)/movierec ingest movielens
-	MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} $(BIN)/movierec snapshot
-	$(BIN)/movierec data stats
+	$(MOVIEREC) ingest movielens
+	$(MOVIEREC) snapshot
+	$(MOVIEREC) data stats
+	$(MOVIEREC) compare
+	$(MOVIEREC) train
+	$(MOVIEREC) recommend --user 1 -k 10
+	$(MOVIEREC) similar --movie 1 -k 10
 
 ## test: create the environment (with dev extras) and run lint, types and the whole test suite
 test: $(STAMP)
