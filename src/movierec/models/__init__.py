@@ -12,13 +12,27 @@ from movierec.models.als import ALS, BPR
 from movierec.models.base import ModelConfig, ModelError, Recommender
 from movierec.models.baseline import BaselineOnly, NormalPredictor
 from movierec.models.ease import EASE
+from movierec.models.graph import RP3beta
+from movierec.models.hybrid import Blend, GenreHybrid
 from movierec.models.knn import ItemKNN
 from movierec.models.mf import BiasedMF
 from movierec.models.popularity import Popularity
 
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
-    for cls in (Popularity, NormalPredictor, BaselineOnly, BiasedMF, ItemKNN, EASE, ALS, BPR)
+    for cls in (
+        Popularity,
+        NormalPredictor,
+        BaselineOnly,
+        BiasedMF,
+        ItemKNN,
+        EASE,
+        ALS,
+        BPR,
+        RP3beta,
+        GenreHybrid,
+        Blend,
+    )
 }
 
 
