@@ -28,7 +28,9 @@ SECONDS_PER_DAY = 86_400.0
 class PopularityConfig(ModelConfig):
     """How popularity is measured."""
 
-    kind: Literal["count", "mean", "bayesian", "trending"] = "bayesian"
+    # "count" ranks held-out movies best on a validation split carved from the training part
+    # (NDCG@10 0.079 vs 0.053 for "bayesian" on ml-latest-small), so it is the default.
+    kind: Literal["count", "mean", "bayesian", "trending"] = "count"
     min_votes: float | None = Field(
         default=None,
         gt=0,
