@@ -532,10 +532,9 @@ def recommend_command(
     """Top-k movies for a user from a saved model; an unknown user gets popular movies."""
     settings = Settings()
     fitted = _load_model(settings, model, model_dir)
-    assert fitted.user_ids is not None
-    index = int(np.searchsorted(fitted.user_ids, user))
-    known = index < len(fitted.user_ids) and fitted.user_ids[index] == user
-    items, scores = fitted.recommend(index, k=k) if known else fitted.popular_items(k)
+    index = fitted.user_index_of(user)
+    known = index is not None
+    items, scores = fitted.popular_items(k) if index is None else fitted.recommend(index, k=k)
     strategy = "personalized" if known else "popular_fallback"
     rows = _movie_rows(settings, fitted, items, scores)
     if as_json:
@@ -558,9 +557,8 @@ def similar_command(
     """Movies most similar to a movie, from a saved model."""
     settings = Settings()
     fitted = _load_model(settings, model, model_dir)
-    assert fitted.item_ids is not None
-    index = int(np.searchsorted(fitted.item_ids, movie))
-    if index >= len(fitted.item_ids) or fitted.item_ids[index] != movie:
+    index = fitted.item_index_of(movie)
+    if index is None:
         raise MovierecError(f"movie {movie} is unknown to the model")
     items, scores = fitted.similar_items(index, k=k)
     rows = _movie_rows(settings, fitted, items, scores)

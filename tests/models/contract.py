@@ -164,6 +164,12 @@ class RecommenderContract:
         items, _ = model.recommend(0, k=10_000)
         assert items.shape == (N_ITEMS,)
 
+    def test_external_ids_map_to_indices(self, model: Recommender) -> None:
+        assert model.user_index_of(100) == 0  # the checkerboard's ids start at 100 and 1000
+        assert model.item_index_of(1_000 + N_ITEMS - 1) == N_ITEMS - 1
+        assert model.user_index_of(99) is None
+        assert model.item_index_of(10**12) is None
+
     def test_unfitted_model_says_so(self) -> None:
         with pytest.raises(ModelError, match="not fitted"):
             self.make_model().recommend(0, k=3)

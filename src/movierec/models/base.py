@@ -203,6 +203,14 @@ class Recommender(ABC):
         found, values = top_k(scores, self._check_k(k))
         return found[0], values[0]
 
+    def user_index_of(self, user_id: int) -> int | None:
+        """The row of external user ``user_id``, or None for a user the model never saw."""
+        return _index_of(self._fitted_ids()[0], user_id)
+
+    def item_index_of(self, item_id: int) -> int | None:
+        """The column of external movie ``item_id``, or None for a movie the model never saw."""
+        return _index_of(self._fitted_ids()[1], item_id)
+
     def popular_items(self, k: int = 10) -> ItemsAndScores:
         """The ``k`` items most often rated in training: the explicit fallback for a user the
         model cannot personalize for."""
@@ -328,6 +336,12 @@ class Recommender(ABC):
         allowed = np.zeros(self.n_items, dtype=bool)
         allowed[chosen] = True
         return allowed
+
+
+def _index_of(sorted_ids: npt.NDArray[np.int64], value: int) -> int | None:
+    position = int(np.searchsorted(sorted_ids, value))
+    found = position < len(sorted_ids) and sorted_ids[position] == value
+    return position if found else None
 
 
 def _read_meta(folder: Path) -> dict[str, Any]:
