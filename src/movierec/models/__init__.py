@@ -15,8 +15,11 @@ from movierec.models.ease import EASE
 from movierec.models.graph import RP3beta
 from movierec.models.hybrid import Blend, GenreHybrid
 from movierec.models.knn import ItemKNN
+from movierec.models.knn_rating import KNNBaseline
 from movierec.models.mf import BiasedMF
 from movierec.models.popularity import Popularity
+from movierec.models.stacking import RatingBlend
+from movierec.models.svdpp import SVDpp
 
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
@@ -32,6 +35,9 @@ MODELS: dict[str, type[Recommender]] = {
         RP3beta,
         GenreHybrid,
         Blend,
+        KNNBaseline,
+        SVDpp,
+        RatingBlend,
     )
 }
 
