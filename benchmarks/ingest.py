@@ -26,7 +26,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from common import cpu_model, rss_bytes
 from movierec.data.sources import LoadedData, ParseReport
 
 ML20M_RATINGS = 20_000_000
@@ -98,35 +98,16 @@ class Stage:
 # --- measuring (inside the stage processes) ---------------------------------------------------
 
 
-def _rss_bytes(field_name: str) -> int:
-    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, from /proc; getrusage elsewhere.
-
-    /proc's high-water mark belongs to this process image alone, whereas ``ru_maxrss`` survives
-    exec and could report the parent's size.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
 @contextmanager
 def _measure(stage: str, backend: str, rows: int, out: list[Stage]) -> Iterator[dict[str, float]]:
     """Time the body; the yielded dict collects sub-timings for the report."""
     gc.collect()
-    start_rss = _rss_bytes("VmRSS")
+    start_rss = rss_bytes("VmRSS")
     details: dict[str, float] = {}
     began = time.perf_counter()
     yield details
     seconds = time.perf_counter() - began
-    out.append(
-        Stage(stage, backend, rows, seconds, _rss_bytes("VmHWM"), start_rss, details=details)
-    )
+    out.append(Stage(stage, backend, rows, seconds, rss_bytes("VmHWM"), start_rss, details=details))
 
 
 # --- stage bodies (each runs in a fresh spawned process) ---------------------------------------
@@ -363,7 +344,7 @@ def machine() -> dict[str, Any]:
     with open("/proc/meminfo", encoding="ascii") as meminfo:
         total_kb = int(meminfo.readline().split()[1])
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gb": round(total_kb / (1 << 20), 1),
         "os": platform.platform(),
@@ -374,17 +355,6 @@ def machine() -> dict[str, Any]:
         "scipy": scipy.__version__,
         "sqlalchemy": sa.__version__,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

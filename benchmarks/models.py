@@ -30,7 +30,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -44,6 +43,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from common import cpu_model, rss_bytes
 
 ML20M = (20_000_000, 138_493, 27_278)  # ratings, users, items
 SMALL = (1_000_000, 7_000, 3_000)
@@ -112,19 +113,6 @@ class Stage:
 # --- measuring (inside the stage processes) ---------------------------------------------------
 
 
-def _peak_rss() -> int:
-    """``VmHWM`` of this process (its own, unlike ``ru_maxrss``, which survives exec)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
 @contextmanager
 def _measure(stage: str, what: str, ratings: int, out: list[Stage]) -> Iterator[dict[str, float]]:
     """Time the body; the yielded dict collects sub-timings and counts for the report."""
@@ -134,7 +122,7 @@ def _measure(stage: str, what: str, ratings: int, out: list[Stage]) -> Iterator[
     began = time.perf_counter()
     yield details
     seconds = time.perf_counter() - began
-    out.append(Stage(stage, what, ratings, seconds, _peak_rss(), load, details=details))
+    out.append(Stage(stage, what, ratings, seconds, rss_bytes("VmHWM"), load, details=details))
     _rate(out[-1], ratings, "ratings/s")
 
 
@@ -483,7 +471,7 @@ def machine(threads: int) -> dict[str, Any]:
         for p in threadpool_info()
     ]
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gb": round(total_kb / (1 << 20), 1),
         "os": platform.platform(),
@@ -495,17 +483,6 @@ def machine(threads: int) -> dict[str, Any]:
         "blas": blas,
         "training_threads": threads,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

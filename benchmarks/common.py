@@ -1,0 +1,36 @@
+"""Helpers the benchmark scripts share: the machine's description and a process's memory."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+
+
+def rss_bytes(field_name: str = "VmHWM") -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, from /proc; getrusage elsewhere.
+
+    /proc's high-water mark belongs to this process image alone, whereas ``ru_maxrss`` survives
+    exec and could report the parent's size.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, for the results' header."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
