@@ -168,9 +168,12 @@ def _print_topn(dataset: str, rows: list[dict[str, Any]]) -> None:
             f"\nbest NDCG@10 {best['ndcg@10']:.4f} ({best['model']}; target >= {target}): {verdict}"
         )
     if popularity is not None:
-        personalized = [r for r in rows if r["model"] not in {"popularity", "normal", "baseline"}]
-        beaten = all(r["ndcg@10"] > popularity for r in personalized)
-        print(f"every personalized model beats popularity ({popularity:.4f}): {beaten}")
+        # Rating models are fitted for RMSE: ranking the whole catalogue by predicted rating
+        # favours movies few people rated (Cremonesi et al. 2010), so they are judged by RMSE.
+        rating_models = {"popularity", *RATING_MODELS}
+        top_n = [r for r in rows if r["model"] not in rating_models]
+        beaten = all(r["ndcg@10"] > popularity for r in top_n)
+        print(f"every top-N model beats popularity ({popularity:.4f}): {beaten}")
 
 
 def main() -> None:
