@@ -46,7 +46,8 @@ data_app = typer.Typer(help="Inspect and generate data.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(data_app, name="data")
 
-console = Console()
+# Piped output (make run, CI logs) has no terminal width; 80 columns would cut tables short.
+console = Console() if Console().is_terminal else Console(width=120)
 err_console = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -359,7 +360,7 @@ def _print_leaderboard(reports: list[Report], title: str) -> None:
     for column in (*shown, "fit s", "eval s"):
         table.add_column(column, justify="right")
     for report in reports:
-        values = [_human(c, report.metrics.get(c)) if c in report.metrics else "-" for c in shown]
+        values = [f"{report.metrics[c]:.4f}" if c in report.metrics else "-" for c in shown]
         timings = (f"{report.fit_seconds:.2f}", f"{report.eval_seconds:.2f}")
         table.add_row(report.model, *values, *timings)
     console.print(table)
