@@ -132,21 +132,8 @@ class BaselineOnly(Recommender):
         self.scale: FloatArray | None = None  # [lowest, highest]
 
     def _fit(self, interactions: Interactions) -> None:
-        matrix = interactions.matrix
-        users, items = interactions.entry_users(), matrix.indices
-        ratings = matrix.data.astype(np.float64)
-        mu = float(ratings.mean())
-        user_bias, item_bias = fit_biases(
-            users,
-            items,
-            ratings - mu,
-            n_users=interactions.n_users,
-            n_items=interactions.n_items,
-            config=self.config,
-        )
+        mu, self.user_bias, self.item_bias = fit_baseline(interactions, self.config)
         self.global_mean = np.array([mu], dtype=np.float32)
-        self.user_bias = user_bias.astype(np.float32)
-        self.item_bias = item_bias.astype(np.float32)
         self.scale = np.array(interactions.rating_scale, dtype=np.float32)
 
     def _fitted(self) -> tuple[float, FloatArray, FloatArray, FloatArray]:
@@ -186,6 +173,24 @@ class BaselineOnly(Recommender):
         self.global_mean = arrays["global_mean"]
         self.user_bias, self.item_bias = arrays["user_bias"], arrays["item_bias"]
         self.scale = arrays["scale"]
+
+
+def fit_baseline(
+    interactions: Interactions, config: BaselineOnlyConfig
+) -> tuple[float, FloatArray, FloatArray]:
+    """The global mean and the float32 user and item biases of ``interactions``' ratings."""
+    matrix = interactions.matrix
+    ratings = matrix.data.astype(np.float64)
+    mu = float(ratings.mean())
+    user_bias, item_bias = fit_biases(
+        interactions.entry_users(),
+        matrix.indices,
+        ratings - mu,
+        n_users=interactions.n_users,
+        n_items=interactions.n_items,
+        config=config,
+    )
+    return mu, user_bias.astype(np.float32), item_bias.astype(np.float32)
 
 
 def fit_biases(

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from movierec.data.interactions import Interactions
 from movierec.models.base import ModelConfig, ModelError, Recommender
-from movierec.models.baseline import BaselineOnlyConfig, fit_biases
+from movierec.models.baseline import BaselineOnlyConfig, fit_baseline
 from movierec.models.knn import ITEM_BLOCK_CELLS, _top_per_row
 
 FloatArray = npt.NDArray[np.float32]
@@ -76,20 +76,8 @@ class KNNBaseline(Recommender):
 
     def _fit(self, interactions: Interactions) -> None:
         matrix = interactions.matrix
-        users, items = interactions.entry_users(), matrix.indices
-        ratings = matrix.data.astype(np.float64)
-        mu = float(ratings.mean())
-        user_bias, item_bias = fit_biases(
-            users,
-            items,
-            ratings - mu,
-            n_users=interactions.n_users,
-            n_items=interactions.n_items,
-            config=self.config.baseline,
-        )
+        mu, self.user_bias, self.item_bias = fit_baseline(interactions, self.config.baseline)
         self.global_mean = np.array([mu], dtype=np.float32)
-        self.user_bias = user_bias.astype(np.float32)
-        self.item_bias = item_bias.astype(np.float32)
         self.scale = np.array(interactions.rating_scale, dtype=np.float32)
         residuals = self._entry_residuals()
         values = sp.csr_matrix((residuals, matrix.indices, matrix.indptr), shape=matrix.shape)
