@@ -55,6 +55,20 @@ def checkerboard() -> Interactions:
     return Interactions.from_frames(frame, rating_scale=(0.5, 5.0))
 
 
+def tiny() -> Interactions:
+    """Six users, five items, small enough to check a model against a hand computation."""
+    rows = [
+        (1, 10, 5.0), (1, 11, 4.0), (1, 12, 1.0),
+        (2, 10, 4.0), (2, 11, 5.0),
+        (3, 11, 3.0), (3, 12, 4.0), (3, 13, 2.0),
+        (4, 12, 5.0), (4, 13, 4.0), (4, 14, 0.5),
+        (5, 10, 2.0), (5, 14, 3.0),
+        (6, 13, 5.0), (6, 14, 4.0), (6, 10, 1.0),
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+    return Interactions.from_frames(frame, rating_scale=(0.5, 5.0))
+
+
 _LOAD_AND_RECOMMEND = """
 import json, sys
 from movierec.models import model_class

@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pytest
 
-from movierec.data.interactions import Interactions
 from movierec.models import create_model
 from movierec.models.base import ModelError
 from movierec.models.graph import RP3beta
-from tests.models.contract import RecommenderContract
+from tests.models.contract import RecommenderContract, tiny
 
 
 class TestRP3betaContract(RecommenderContract):
     def make_model(self) -> RP3beta:
         return RP3beta(neighbors=50)
-
-
-def _tiny() -> Interactions:
-    """Six users, five items; one rating stored at the scale's floor still counts."""
-    rows = [
-        (1, 10, 5.0), (1, 11, 4.0), (1, 12, 1.0),
-        (2, 10, 4.0), (2, 11, 5.0),
-        (3, 11, 3.0), (3, 12, 4.0), (3, 13, 2.0),
-        (4, 12, 5.0), (4, 13, 4.0), (4, 14, 0.5),
-        (5, 10, 2.0), (5, 14, 3.0),
-        (6, 13, 5.0), (6, 14, 4.0), (6, 10, 1.0),
-    ]  # fmt: skip
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
-    return Interactions.from_frames(frame, rating_scale=(0.5, 5.0))
 
 
 def _dense_rp3beta(binary: npt.NDArray[np.float64], alpha: float, beta: float) -> np.ndarray:
@@ -43,7 +27,7 @@ def _dense_rp3beta(binary: npt.NDArray[np.float64], alpha: float, beta: float) -
 
 @pytest.mark.parametrize(("alpha", "beta"), [(1.0, 0.5), (0.4, 0.3), (2.0, 0.0)])
 def test_similarity_matches_a_dense_computation(alpha: float, beta: float) -> None:
-    data = _tiny()
+    data = tiny()
     model = RP3beta(alpha=alpha, beta=beta, neighbors=10).fit(data)
     assert model.similarity is not None
     binary = (data.binarize().matrix.toarray()).astype(np.float64)
@@ -59,7 +43,7 @@ def test_similarity_matches_a_dense_computation(alpha: float, beta: float) -> No
 
 
 def test_neighbours_are_pruned_to_the_largest() -> None:
-    data = _tiny()
+    data = tiny()
     full = RP3beta(neighbors=10).fit(data).similarity
     pruned = RP3beta(neighbors=2).fit(data).similarity
     assert full is not None

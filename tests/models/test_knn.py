@@ -11,26 +11,12 @@ from movierec.data.interactions import Interactions
 from movierec.models import create_model
 from movierec.models.base import ModelError
 from movierec.models.knn import ItemKNN
-from tests.models.contract import RecommenderContract
+from tests.models.contract import RecommenderContract, tiny
 
 
 class TestItemKNNContract(RecommenderContract):
     def make_model(self) -> ItemKNN:
         return ItemKNN(neighbors=50, shrink=10)
-
-
-def _tiny() -> Interactions:
-    """Six users, five items; one rating stored as 0.5 and one as the scale's floor."""
-    rows = [
-        (1, 10, 5.0), (1, 11, 4.0), (1, 12, 1.0),
-        (2, 10, 4.0), (2, 11, 5.0),
-        (3, 11, 3.0), (3, 12, 4.0), (3, 13, 2.0),
-        (4, 12, 5.0), (4, 13, 4.0), (4, 14, 0.5),
-        (5, 10, 2.0), (5, 14, 3.0),
-        (6, 13, 5.0), (6, 14, 4.0), (6, 10, 1.0),
-    ]  # fmt: skip
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
-    return Interactions.from_frames(frame, rating_scale=(0.5, 5.0))
 
 
 def _dense_similarity(values: npt.NDArray[np.float64], shrink: float) -> npt.NDArray[np.float64]:
@@ -47,7 +33,7 @@ def _dense_similarity(values: npt.NDArray[np.float64], shrink: float) -> npt.NDA
 
 @pytest.mark.parametrize("shrink", [0.0, 10.0])
 def test_cosine_similarity_matches_a_dense_computation(shrink: float) -> None:
-    data = _tiny()
+    data = tiny()
     model = ItemKNN(neighbors=10, shrink=shrink).fit(data)
     assert model.similarity is not None
     binary = (data.matrix.toarray() > 0).astype(np.float64)  # all ratings here are > 0
@@ -57,7 +43,7 @@ def test_cosine_similarity_matches_a_dense_computation(shrink: float) -> None:
 
 
 def test_pearson_centers_each_item_on_its_mean_rating() -> None:
-    data = _tiny()
+    data = tiny()
     model = ItemKNN(neighbors=10, shrink=0, similarity="pearson").fit(data)
     assert model.similarity is not None
     ratings = data.matrix.toarray().astype(np.float64)
@@ -78,7 +64,7 @@ def test_a_stored_zero_is_still_a_rating() -> None:
 
 
 def test_only_the_top_neighbors_are_kept_per_item() -> None:
-    data = _tiny()
+    data = tiny()
     full = ItemKNN(neighbors=10, shrink=0).fit(data).similarity
     pruned = ItemKNN(neighbors=2, shrink=0).fit(data).similarity
     assert full is not None
@@ -92,7 +78,7 @@ def test_only_the_top_neighbors_are_kept_per_item() -> None:
 
 
 def test_blocks_do_not_change_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _tiny()
+    data = tiny()
     whole = ItemKNN(neighbors=3).fit(data).similarity
     monkeypatch.setattr("movierec.models.knn.ITEM_BLOCK_CELLS", 1)
     blocked = ItemKNN(neighbors=3).fit(data).similarity
@@ -102,7 +88,7 @@ def test_blocks_do_not_change_the_answer(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_raw_dot_products_without_normalization() -> None:
-    data = _tiny()
+    data = tiny()
     model = ItemKNN(neighbors=10, shrink=0, normalize=False).fit(data)
     assert model.similarity is not None
     binary = (data.matrix.toarray() > 0).astype(np.float64)
