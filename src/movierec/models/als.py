@@ -57,6 +57,12 @@ class ALSConfig(FactorConfig):
     confidence: Literal["binary", "rating"] = Field(
         default="rating", description="v: 1 for every rating, or the rating itself."
     )
+    # 2, not implicit's 3: as good or better on validation NDCG@10 (mean of 3 seeds: 0.1128 vs
+    # 0.1116 on ml-latest-small, 0.1559 vs 0.1547 on ml-100k; 1 step loses 0.006 to 0.017) and
+    # a third less solver work per iteration.
+    cg_steps: int = Field(
+        default=2, ge=1, le=10, description="Conjugate-gradient steps per least-squares solve."
+    )
 
 
 class BPRConfig(FactorConfig):
@@ -91,8 +97,18 @@ class _FactorModel(Recommender):
             raise ModelError(f"{self.name} is not fitted: call fit() or load() first")
         return self.user_factors, self.item_factors
 
-    def _train(self, trainer_class: Any, confidence: sp.csr_matrix, **params: Any) -> None:
-        """Fit ``trainer_class(**params)`` (an ``implicit`` model) and keep its factors."""
+    def _train(
+        self,
+        trainer_class: Any,
+        confidence: sp.csr_matrix,
+        attributes: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> None:
+        """Fit ``trainer_class(**params)`` (an ``implicit`` model) and keep its factors.
+
+        ``attributes`` are set on the trainer after construction, for options implicit does not
+        take as arguments.
+        """
         # implicit parallelizes itself, and warns (on creation and fit) when BLAS does too.
         with threadpool_limits(limits=1, user_api="blas"):
             trainer = trainer_class(
@@ -103,6 +119,8 @@ class _FactorModel(Recommender):
                 dtype=np.float32,
                 **params,
             )
+            for name, value in (attributes or {}).items():
+                setattr(trainer, name, value)
             trainer.fit(confidence, show_progress=False)
         self.user_factors = np.ascontiguousarray(trainer.user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(trainer.item_factors, dtype=np.float32)
@@ -169,6 +187,7 @@ class ALS(_FactorModel):
         self._train(
             AlternatingLeastSquares,
             _writable_csr(matrix, self._confidence(matrix.data)),
+            {"cg_steps": self.config.cg_steps},
             regularization=self.config.regularization,
             alpha=1.0,  # the confidence matrix is passed in whole
         )
