@@ -25,6 +25,12 @@ class Settings(BaseSettings):
         verify_checksums: Refuse archives whose checksum is unknown or wrong.
         movielens_base_url: Where MovieLens archives are downloaded from (a mirror, or a
             local server in tests).
+        mlflow_tracking_uri: MLflow tracking (and registry) URI; defaults to a SQLite file
+            in ``data_dir`` with artifacts in ``data_dir/mlartifacts`` (no server).
+        mlflow_experiment: The MLflow experiment training runs are logged to.
+        registered_model: The registered model whose ``champion`` alias the API serves.
+        primary_metric: The metric promotion compares (lower is better for ``rmse``/``mae``).
+        promotion_margin: How much a new model must beat the champion by to replace it.
     """
 
     model_config = SettingsConfigDict(
@@ -40,6 +46,11 @@ class Settings(BaseSettings):
     model: str = "als"
     verify_checksums: bool = True
     movielens_base_url: str = "https://files.grouplens.org/datasets/movielens"
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "movierec"
+    registered_model: str = "movierec"
+    primary_metric: str = "ndcg@10"
+    promotion_margin: float = Field(default=0.0, ge=0.0)
 
     @field_validator("data_dir", "datasets_dir", mode="after")
     @classmethod
@@ -61,6 +72,16 @@ class Settings(BaseSettings):
     def store_url(self) -> str:
         """The database URL to use: the configured one or a SQLite file in ``data_dir``."""
         return self.database_url or f"sqlite:///{self.data_dir / 'movierec.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI to use: the configured one or a SQLite file in ``data_dir``."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.data_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        """Where the embedded MLflow store keeps run artifacts and logged models."""
+        return self.data_dir / "mlartifacts"
 
     @property
     def cache_dir(self) -> Path:
