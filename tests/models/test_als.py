@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from movierec.data.interactions import Interactions
 from movierec.models import create_model
 from movierec.models.als import ALS, BPR
 from movierec.models.base import ModelError
+from movierec.models.weighting import SECONDS_PER_DAY, recency_weights
 from tests.models.contract import N_USERS, RecommenderContract, checkerboard
 
 
@@ -45,6 +48,63 @@ def test_als_fold_in_reproduces_the_training_user_step() -> None:
     np.testing.assert_allclose(folded, trained, rtol=0.05, atol=0.02)
 
 
+def _old_and_new_tastes() -> Interactions:
+    """Two tastes and a movie for each; five users who moved from one taste to the other.
+
+    Users 0-19 rated old-taste movies 0-4 and movie 10; users 20-39 rated new-taste movies 5-9
+    and movie 11 (all on one day). Users 40-44 rated all five old-taste movies two years ago and
+    all five new-taste movies yesterday: counted alike, movies 10 and 11 are a tie for them.
+    """
+    rows = [(user, item, 0) for user in range(20) for item in (0, 1, 2, 3, 4, 10)]
+    rows += [(user, item, 0) for user in range(20, 40) for item in (5, 6, 7, 8, 9, 11)]
+    for user in range(40, 45):
+        rows += [(user, item, 0) for item in (0, 1, 2, 3, 4)]
+        rows += [(user, item, 730) for item in (5, 6, 7, 8, 9)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "day"])
+    frame["rating"] = 4.0
+    frame["timestamp"] = (frame["day"] * SECONDS_PER_DAY).astype(np.int64) + 1_500_000_000
+    return Interactions.from_frames(frame.drop(columns="day"), rating_scale=(0.5, 5.0))
+
+
+def test_als_recency_weights_scale_the_confidence(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _old_and_new_tastes()
+    model = ALS(factors=4, alpha=3.0, confidence="rating", recency_half_life_days=30.0)
+    captured = {}
+    monkeypatch.setattr(
+        model, "_train", lambda _, confidence, *args, **kwargs: captured.update(c=confidence)
+    )
+    model.fit(data)
+    expected = (1.0 + 3.0 * data.matrix.data) * recency_weights(data, 30.0)
+    np.testing.assert_allclose(captured["c"].data, expected, rtol=1e-6)
+
+
+def test_als_recency_follows_the_recent_taste() -> None:
+    data = _old_and_new_tastes()
+    movers = np.asarray(data.user_index(np.arange(40, 45)), dtype=np.int64)
+    old_movie, new_movie = data.item_index([10, 11])
+    lead = {}
+    for half_life in (None, 30.0):
+        model = ALS(
+            factors=2,
+            regularization=0.1,
+            alpha=20.0,
+            confidence="binary",
+            iterations=30,
+            recency_half_life_days=half_life,
+        ).fit(data)
+        scores = model._score_users(movers)
+        lead[half_life] = scores[:, new_movie] - scores[:, old_movie]
+    assert (lead[30.0] > 0.05).all()
+    assert (lead[30.0] > lead[None] + 0.05).all()
+
+
+def test_als_recency_needs_timestamps() -> None:
+    frame = checkerboard().to_frame().drop(columns="timestamp")
+    data = Interactions.from_frames(frame, rating_scale=(0.5, 5.0))
+    with pytest.raises(ModelError, match="timestamps"):
+        ALS(factors=4, recency_half_life_days=30.0).fit(data)
+
+
 def test_bpr_keeps_its_item_bias_out_of_the_similar_items_vectors() -> None:
     model = BPR(factors=6, iterations=5).fit(checkerboard())
     assert model.item_factors is not None
@@ -63,6 +123,7 @@ def test_bpr_keeps_its_item_bias_out_of_the_similar_items_vectors() -> None:
         ("als", {"alpha": -1.0}),
         ("als", {"confidence": "stars"}),
         ("als", {"iterations": 0}),
+        ("als", {"recency_half_life_days": 0.0}),
         ("bpr", {"learning_rate": 0.0}),
         ("bpr", {"alpha": 1.0}),
     ],

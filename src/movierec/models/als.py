@@ -15,6 +15,16 @@ per-user temporal holdout of ml-100k and ml-latest-small: ALS does best with lit
 confidence and strong regularization (``confidence="rating"``, ``alpha=0.5``,
 ``regularization=20``); BPR with a small learning rate and few epochs before it overfits.
 
+Opt-in recency weighting (``recency_half_life_days``, see :mod:`movierec.models.weighting`)
+multiplies each rating's whole confidence by its recency weight ``w``: ``c_ui = w * (1 + alpha *
+v_ui)``. Validation NDCG@10 (mean of 3 seeds, alpha 0.5; off: 0.1122 ml-latest-small, 0.1558
+ml-100k): half-life 30 days 0.1127 / 0.1573, 60 days 0.1144 / 0.1564, 90 days 0.1143 / 0.1556,
+180 days 0.1134 / 0.1552.
+Fading only the alpha term (``1 + alpha * w * v``) did about as well on ml-100k (7 days 0.1579)
+and worse on ml-latest-small (at most 0.1134); larger alphas lost everywhere. The gains are
+1-2%, within a few seed spreads, and weighting needs timestamps, so it stays off by default. A
+folded-in history has no timestamps and is weighted 1.
+
 Fold-in of a new user solves the ALS user step in closed form with the item factors frozen::
 
     x_u = (V^T V + V_h^T (C_h - I) V_h + reg I)^-1 V_h^T c_h
@@ -37,6 +47,7 @@ from threadpoolctl import threadpool_limits
 
 from movierec.data.interactions import Interactions
 from movierec.models.base import ModelConfig, ModelError, Recommender
+from movierec.models.weighting import RecencyConfig, interaction_weights
 
 
 class FactorConfig(ModelConfig):
@@ -49,8 +60,8 @@ class FactorConfig(ModelConfig):
     )
 
 
-class ALSConfig(FactorConfig):
-    """Implicit-feedback ALS: confidence ``1 + alpha * v``."""
+class ALSConfig(FactorConfig, RecencyConfig):
+    """Implicit-feedback ALS: confidence ``1 + alpha * v`` (times a recency weight, opt-in)."""
 
     regularization: float = Field(default=20.0, ge=0, description="L2 penalty on the factors.")
     alpha: float = Field(default=0.5, ge=0, description="Extra confidence per unit of v.")
@@ -176,17 +187,25 @@ class ALS(_FactorModel):
     config_class: ClassVar[type[ModelConfig]] = ALSConfig
     config: ALSConfig
 
-    def _confidence(self, ratings: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def _confidence(
+        self, ratings: npt.NDArray[np.float32], recency: npt.NDArray[np.float32] | None = None
+    ) -> npt.NDArray[np.float32]:
         values = ratings if self.config.confidence == "rating" else np.ones_like(ratings)
-        return (1.0 + self.config.alpha * values).astype(np.float32)
+        confidence = 1.0 + self.config.alpha * values
+        if recency is not None:
+            # The whole confidence fades: an old rating ends up weighing less than an unseen
+            # pair. Fading only the alpha term scored lower on validation (see the docstring).
+            confidence = confidence * recency
+        return confidence.astype(np.float32)
 
     def _fit(self, interactions: Interactions) -> None:
         from implicit.cpu.als import AlternatingLeastSquares  # noqa: PLC0415 (training only)
 
         matrix = interactions.matrix
+        recency = interaction_weights(interactions, self.config.recency_half_life_days)
         self._train(
             AlternatingLeastSquares,
-            _writable_csr(matrix, self._confidence(matrix.data)),
+            _writable_csr(matrix, self._confidence(matrix.data, recency)),
             {"cg_steps": self.config.cg_steps},
             regularization=self.config.regularization,
             alpha=1.0,  # the confidence matrix is passed in whole
