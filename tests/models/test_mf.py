@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -13,7 +13,7 @@ from movierec.models import create_model
 from movierec.models.base import ModelError
 from movierec.models.baseline import BaselineOnly
 from movierec.models.mf import BiasedMF
-from tests.models.contract import RecommenderContract
+from tests.models.contract import RecommenderContract, low_rank_split, rmse_on
 
 SCALE = (1.0, 5.0)
 
@@ -26,34 +26,9 @@ class TestBiasedMFContract(RecommenderContract):
         return BiasedMF(n_factors=8, n_epochs=200, lr=0.02, reg=0.05)
 
 
-def _low_rank(seed: int = 0) -> tuple[Interactions, np.ndarray]:
-    """Ratings 3 + biases + a rank-3 product, 40% observed, and a mask holding out 20% of them."""
-    rng = np.random.default_rng(seed)
-    n_users, n_items, rank = 150, 80, 3
-    truth = (
-        3.0
-        + rng.normal(0, 0.3, (n_users, 1))
-        + rng.normal(0, 0.3, (1, n_items))
-        + rng.normal(0, 0.6, (n_users, rank)) @ rng.normal(0, 0.6, (rank, n_items))
-    )
-    cells = rng.choice(n_users * n_items, size=int(0.4 * n_users * n_items), replace=False)
-    users, items = np.divmod(cells, n_items)
-    frame = pd.DataFrame(
-        {"user_id": users, "item_id": items, "rating": truth[users, items].clip(*SCALE)}
-    )
-    data = Interactions.from_frames(frame, rating_scale=SCALE)
-    return data, rng.random(data.nnz) < 0.2
-
-
-def _rmse(model: Any, data: Interactions) -> float:
-    predicted = model.predict(data.entry_users(), data.matrix.indices)
-    return float(np.sqrt(np.mean((predicted - data.matrix.data) ** 2)))
-
-
 @pytest.fixture(scope="module")
 def low_rank() -> tuple[Interactions, Interactions]:
-    data, held_out = _low_rank()
-    return data.subset(~held_out), data.subset(held_out)
+    return low_rank_split()
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +40,10 @@ def test_recovers_a_low_rank_matrix(
     fitted: BiasedMF, low_rank: tuple[Interactions, Interactions]
 ) -> None:
     train, test = low_rank
-    assert _rmse(fitted, train) < 0.1
+    assert rmse_on(fitted, train) < 0.1
     assert fitted.train_rmse[-1] < fitted.train_rmse[0]
     baseline = BaselineOnly().fit(train)
-    assert _rmse(fitted, test) < 0.3 * _rmse(baseline, test)
+    assert rmse_on(fitted, test) < 0.3 * rmse_on(baseline, test)
 
 
 def test_predictions_stay_inside_the_rating_scale(fitted: BiasedMF) -> None:

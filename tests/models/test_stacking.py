@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from movierec.models import create_model
 from movierec.models.base import ModelError
 from movierec.models.baseline import BaselineOnly
 from movierec.models.stacking import RatingBlend, inner_holdout, ridge_with_intercept
-from tests.models.contract import RecommenderContract
+from tests.models.contract import RecommenderContract, low_rank_split, rmse_on
 
 SCALE = (1.0, 5.0)
 SMALL = {
@@ -31,33 +31,9 @@ class TestRatingBlendContract(RecommenderContract):
         return RatingBlend(components=("svd", "knn_baseline", "baseline"), **SMALL)
 
 
-def _low_rank(seed: int = 0) -> tuple[Interactions, Interactions]:
-    """Ratings 3 + biases + a rank-3 product + noise, 40% observed; 20% of them held out."""
-    rng = np.random.default_rng(seed)
-    n_users, n_items, rank = 150, 80, 3
-    truth = (
-        3.0
-        + rng.normal(0, 0.3, (n_users, 1))
-        + rng.normal(0, 0.3, (1, n_items))
-        + rng.normal(0, 0.6, (n_users, rank)) @ rng.normal(0, 0.6, (rank, n_items))
-    )
-    cells = rng.choice(n_users * n_items, size=int(0.4 * n_users * n_items), replace=False)
-    users, items = np.divmod(cells, n_items)
-    ratings = (truth[users, items] + rng.normal(0, 0.2, len(cells))).clip(*SCALE)
-    frame = pd.DataFrame({"user_id": users, "item_id": items, "rating": ratings})
-    data = Interactions.from_frames(frame, rating_scale=SCALE)
-    held = rng.random(data.nnz) < 0.2
-    return data.subset(~held), data.subset(held)
-
-
-def _rmse(model: Any, data: Interactions) -> float:
-    predicted = model.predict(data.entry_users(), data.matrix.indices)
-    return float(np.sqrt(np.mean((predicted - data.matrix.data) ** 2)))
-
-
 @pytest.fixture(scope="module")
 def low_rank() -> tuple[Interactions, Interactions]:
-    return _low_rank()
+    return low_rank_split(noise=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +42,7 @@ def blend(low_rank: tuple[Interactions, Interactions]) -> RatingBlend:
 
 
 def test_inner_holdout_takes_the_fraction_of_each_user() -> None:
-    train, _ = _low_rank()
+    train, _ = low_rank_split(noise=0.2)
     held = inner_holdout(train, 0.2, seed=3)
     users = train.entry_users()
     counts = np.bincount(users, minlength=train.n_users)
@@ -104,7 +80,7 @@ def test_weights_come_from_the_inner_held_out_predictions(
     assert blend.weights is not None
     np.testing.assert_allclose(blend.weights, expected, rtol=1e-6)
     assert blend.weights[1] > blend.weights[2], "the factor model explains this data better"
-    assert _rmse(blend, test) < _rmse(BaselineOnly().fit(train), test)
+    assert rmse_on(blend, test) < rmse_on(BaselineOnly().fit(train), test)
 
 
 def test_nested_components_save_in_one_file_with_prefixed_keys(

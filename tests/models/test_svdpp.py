@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from movierec.models import create_model
 from movierec.models.base import ModelError
 from movierec.models.mf import BiasedMF
 from movierec.models.svdpp import SVDpp
-from tests.models.contract import RecommenderContract
+from tests.models.contract import RecommenderContract, rmse_on
 
 SCALE = (1.0, 5.0)
 
@@ -24,11 +24,6 @@ class TestSVDppContract(RecommenderContract):
 
     def make_model(self) -> SVDpp:
         return SVDpp(n_factors=8, n_epochs=200, lr=0.02, reg=0.05)
-
-
-def _rmse(model: Any, data: Interactions) -> float:
-    predicted = model.predict(data.entry_users(), data.matrix.indices)
-    return float(np.sqrt(np.mean((predicted - data.matrix.data) ** 2)))
 
 
 def _taste_by_choice(seed: int = 0) -> tuple[Interactions, Interactions]:
@@ -69,7 +64,7 @@ def test_fits_training_ratings_closely_and_learns(taste: tuple[Interactions, Int
     train, _ = taste
     model = SVDpp(n_factors=10, n_epochs=100, lr=0.01, reg=0.02).fit(train)
     assert model.train_rmse[-1] < model.train_rmse[0]
-    assert _rmse(model, train) < 0.25
+    assert rmse_on(model, train) < 0.25
 
 
 def test_implicit_feedback_beats_biased_mf_where_choice_signals_taste(
@@ -79,7 +74,7 @@ def test_implicit_feedback_beats_biased_mf_where_choice_signals_taste(
     params = {"n_factors": 10, "n_epochs": 60, "lr": 0.01, "reg": 0.05}
     plus = SVDpp(**params).fit(train)
     plain = BiasedMF(**params).fit(train)
-    assert _rmse(plus, test) < _rmse(plain, test)
+    assert rmse_on(plus, test) < rmse_on(plain, test)
 
 
 def test_fold_in_of_a_known_history_is_close_to_the_fitted_user(
