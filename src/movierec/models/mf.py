@@ -23,6 +23,15 @@ from movierec.models.base import ModelConfig, ModelError, Recommender
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+Parameters = tuple[np.float32, FloatArray, FloatArray, FloatArray, FloatArray]
+"""Global mean, user and item biases, user and item factors; the SGD kernels update the arrays
+in place."""
+
+
+def unrated_items(interactions: Interactions) -> npt.NDArray[np.bool_]:
+    """Items nobody rated: their factors keep a random start, so models zero them to add
+    noise to no score."""
+    return np.bincount(interactions.matrix.indices, minlength=interactions.n_items) == 0
 
 
 class BiasedMFConfig(ModelConfig):
@@ -76,11 +85,8 @@ class BiasedMF(Recommender):
         items = np.asarray(matrix.indices, dtype=np.int32)
         ratings = np.asarray(matrix.data, dtype=np.float32)
         rng = np.random.default_rng(config.seed)
-        mu = np.float32(ratings.astype(np.float64).mean())
-        user_bias = np.zeros(interactions.n_users, dtype=np.float32)
-        item_bias = np.zeros(interactions.n_items, dtype=np.float32)
-        user_factors = self._initial_factors(rng, interactions.n_users)
-        item_factors = self._initial_factors(rng, interactions.n_items)
+        parameters = self._initial_parameters(interactions, rng)
+        mu, user_bias, item_bias, user_factors, item_factors = parameters
         lr = config.lr
         self.train_rmse = []
         n_blocks = -(-len(ratings) // SGD_BLOCK)
@@ -101,8 +107,23 @@ class BiasedMF(Recommender):
             )
             self.train_rmse.append(float(np.sqrt(squared / len(ratings))))
             lr *= config.lr_decay
-        # Items nobody rated kept their random start: zero them so they add noise to no score.
-        item_factors[np.bincount(items, minlength=interactions.n_items) == 0] = 0.0
+        item_factors[unrated_items(interactions)] = 0.0
+        self._keep(interactions, parameters)
+
+    def _initial_parameters(
+        self, interactions: Interactions, rng: np.random.Generator
+    ) -> Parameters:
+        """Global mean, zero biases, and random user then item factors (in that draw order)."""
+        mu = np.float32(interactions.matrix.data.astype(np.float64).mean())
+        user_bias = np.zeros(interactions.n_users, dtype=np.float32)
+        item_bias = np.zeros(interactions.n_items, dtype=np.float32)
+        user_factors = self._initial_factors(rng, interactions.n_users)
+        item_factors = self._initial_factors(rng, interactions.n_items)
+        return mu, user_bias, item_bias, user_factors, item_factors
+
+    def _keep(self, interactions: Interactions, parameters: Parameters) -> None:
+        """Hold the fitted parameters (and the rating scale predictions are clipped to)."""
+        mu, user_bias, item_bias, user_factors, item_factors = parameters
         self.global_mean = np.array([mu], dtype=np.float32)
         self.user_bias, self.item_bias = user_bias, item_bias
         self.user_factors, self.item_factors = user_factors, item_factors

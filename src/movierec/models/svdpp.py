@@ -26,7 +26,7 @@ from pydantic import Field
 
 from movierec.data.interactions import Interactions
 from movierec.models.base import ModelConfig, ModelError
-from movierec.models.mf import BiasedMF, BiasedMFConfig
+from movierec.models.mf import BiasedMF, BiasedMFConfig, unrated_items
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -65,11 +65,8 @@ class SVDpp(BiasedMF):
         ratings = np.asarray(matrix.data, dtype=np.float32)
         users = interactions.entry_users()
         rng = np.random.default_rng(config.seed)
-        mu = np.float32(ratings.astype(np.float64).mean())
-        user_bias = np.zeros(interactions.n_users, dtype=np.float32)
-        item_bias = np.zeros(interactions.n_items, dtype=np.float32)
-        user_factors = self._initial_factors(rng, interactions.n_users)
-        item_factors = self._initial_factors(rng, interactions.n_items)
+        parameters = self._initial_parameters(interactions, rng)
+        mu, user_bias, item_bias, user_factors, item_factors = parameters
         implicit = self._initial_factors(rng, interactions.n_items)
         reg_implicit = config.reg if config.reg_implicit is None else config.reg_implicit
         lr = config.lr
@@ -94,16 +91,12 @@ class SVDpp(BiasedMF):
             )
             self.train_rmse.append(float(np.sqrt(squared / len(ratings))))
             lr *= config.lr_decay
-        # Items nobody rated kept their random start: zero them so they add noise to no score.
-        unrated = np.bincount(items, minlength=interactions.n_items) == 0
+        unrated = unrated_items(interactions)
         item_factors[unrated] = 0.0
         implicit[unrated] = 0.0
         user_factors += _implicit_parts(indptr, items, implicit)
-        self.global_mean = np.array([mu], dtype=np.float32)
-        self.user_bias, self.item_bias = user_bias, item_bias
-        self.user_factors, self.item_factors = user_factors, item_factors
+        self._keep(interactions, parameters)
         self.implicit_factors = implicit
-        self.scale = np.array(interactions.rating_scale, dtype=np.float32)
 
     def _implicit(self) -> FloatArray:
         if self.implicit_factors is None:
