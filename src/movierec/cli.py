@@ -517,6 +517,22 @@ def _print_movies(title: str, rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+def _answer_movies(
+    settings: Settings,
+    model: Recommender,
+    found: tuple[np.ndarray, np.ndarray],
+    about: dict[str, Any],
+    title: str,
+    as_json: bool,
+) -> None:
+    """Print recommended movies as JSON (``about`` + model + items) or as a table."""
+    rows = _movie_rows(settings, model, *found)
+    if as_json:
+        _print_json({**about, "model": model.name, "items": rows})
+    else:
+        _print_movies(title, rows)
+
+
 KOption = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many movies.")]
 ModelDirOption = Annotated[Path | None, typer.Option("--model-dir", help="A saved model's folder.")]
 
@@ -537,13 +553,16 @@ def recommend_command(
     known = index is not None
     items, scores = fitted.popular_items(k) if index is None else fitted.recommend(index, k=k)
     strategy = "personalized" if known else "popular_fallback"
-    rows = _movie_rows(settings, fitted, items, scores)
-    if as_json:
-        _print_json({"user_id": user, "model": fitted.name, "strategy": strategy, "items": rows})
-        return
-    if not known:
+    if not known and not as_json:
         console.print(f"[yellow]user {user} is unknown to the model: showing popular movies[/]")
-    _print_movies(f"{fitted.name} for user {user} ({strategy})", rows)
+    _answer_movies(
+        settings,
+        fitted,
+        (items, scores),
+        {"user_id": user, "strategy": strategy},
+        f"{fitted.name} for user {user} ({strategy})",
+        as_json,
+    )
 
 
 @app.command("similar")
@@ -562,11 +581,14 @@ def similar_command(
     if index is None:
         raise MovierecError(f"movie {movie} is unknown to the model")
     items, scores = fitted.similar_items(index, k=k)
-    rows = _movie_rows(settings, fitted, items, scores)
-    if as_json:
-        _print_json({"movie_id": movie, "model": fitted.name, "items": rows})
-    else:
-        _print_movies(f"{fitted.name}: movies like {movie}", rows)
+    _answer_movies(
+        settings,
+        fitted,
+        (items, scores),
+        {"movie_id": movie},
+        f"{fitted.name}: movies like {movie}",
+        as_json,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
