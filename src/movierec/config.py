@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATASET = "ml-latest-small"
+# API keys a production service must never run with (placeholders of docs and compose files).
+UNSAFE_API_KEYS = frozenset({"", "changeme", "change-me", "secret", "admin", "movierec", "dev"})
+MIN_API_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -31,6 +35,12 @@ class Settings(BaseSettings):
         registered_model: The registered model whose ``champion`` alias the API serves.
         primary_metric: The metric promotion compares (lower is better for ``rmse``/``mae``).
         promotion_margin: How much a new model must beat the champion by to replace it.
+        environment: ``development`` or ``production``; production refuses to start without
+            a strong API key.
+        api_key: The key admin routes (training, tuning, reload) require in ``X-API-Key``.
+        max_k: The largest ``k`` a client may ask for.
+        max_batch: The most ratings (or movies in a history) one request may carry.
+        max_body_bytes: The largest request body the API reads (larger ones get 413).
     """
 
     model_config = SettingsConfigDict(
@@ -51,6 +61,11 @@ class Settings(BaseSettings):
     registered_model: str = "movierec"
     primary_metric: str = "ndcg@10"
     promotion_margin: float = Field(default=0.0, ge=0.0)
+    environment: Literal["development", "production"] = "development"
+    api_key: SecretStr | None = None
+    max_k: int = Field(default=100, ge=1, le=10_000)
+    max_batch: int = Field(default=1_000, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
 
     @field_validator("data_dir", "datasets_dir", mode="after")
     @classmethod
@@ -67,6 +82,18 @@ class Settings(BaseSettings):
                 f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://..."
             )
         return url
+
+    @model_validator(mode="after")
+    def _production_needs_a_real_key(self) -> Self:
+        if self.environment != "production":
+            return self
+        key = self.api_key.get_secret_value() if self.api_key is not None else ""
+        if key.strip().lower() in UNSAFE_API_KEYS or len(key) < MIN_API_KEY_CHARS:
+            raise ValueError(
+                "production needs MOVIEREC_API_KEY: a non-default key of at least "
+                f"{MIN_API_KEY_CHARS} characters (e.g. `openssl rand -hex 32`)"
+            )
+        return self
 
     @cached_property
     def store_url(self) -> str:
