@@ -30,7 +30,8 @@ from movierec.errors import MovierecError
 from movierec.evaluation.protocol import EvaluationConfig, Report
 from movierec.models import model_class
 from movierec.models.base import Recommender
-from movierec.training import experiments
+from movierec.training import experiments, tracking
+from movierec.training.pipeline import PipelineConfig, run_pipeline
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,8 +44,12 @@ app = typer.Typer(
 )
 ingest_app = typer.Typer(help="Load ratings into the store.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect and generate data.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="The training pipeline (also run by DVC).", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: versions, champion.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(data_app, name="data")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(models_app, name="models")
 
 # Piped output (make run, CI logs) has no terminal width; 80 columns would cut tables short.
 console = Console() if Console().is_terminal else Console(width=120)
@@ -589,6 +594,121 @@ def similar_command(
         f"{fitted.name}: movies like {movie}",
         as_json,
     )
+
+
+# ---------------------------------------------------------------- pipeline and registry
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Pipeline config: data set, protocol, models.")
+]
+
+
+@pipeline_app.command("run")
+@fails_cleanly
+def pipeline_run(
+    config: ConfigOption = Path("params.yaml"),
+    skip_ingest: Annotated[
+        bool, typer.Option("--skip-ingest", help="Train on the store as it is.")
+    ] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option("--metrics-file", help="Also write the leaderboard's metrics here (DVC)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest, snapshot, split, train and evaluate every model, log, register, promote.
+
+    Re-running on unchanged data and parameters changes nothing.
+    """
+    settings = Settings()
+    pipeline_config = PipelineConfig.from_yaml(config)
+    say = None if as_json else (lambda message: err_console.print(f"[dim]{message}[/]"))
+    result = run_pipeline(settings, pipeline_config, ingest=not skip_ingest, progress=say)
+    summary = result.to_dict()
+    if metrics_file is not None:
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        board = {r["model"]: r["metrics"] for r in summary["leaderboard"]}
+        metrics_file.write_text(json.dumps({"version": result.version, **board}, indent=2))
+    if as_json:
+        _print_json(summary)
+        return
+    if result.leaderboard:
+        _print_leaderboard(result.leaderboard, f"pipeline {result.fingerprint[:12]}")
+    decision = result.decision
+    _print_pairs(
+        "Pipeline",
+        {
+            "snapshot": result.snapshot_hash[:16],
+            "unchanged": result.skipped,
+            "winner": result.winner or "-",
+            "version": result.version if result.version is not None else "-",
+            "decision": decision.decision if decision else "-",
+            "reason": decision.reason if decision else "-",
+            "seconds": sum(result.stage_seconds.values()),
+        },
+    )
+
+
+_VERSION_COLUMNS = ("ndcg@10", "precision@10", "recall@10", "rmse")
+
+
+@models_app.command("list")
+@fails_cleanly
+def models_list(as_json: JsonOption = False) -> None:
+    """Every registered version, newest first, with aliases and headline metrics."""
+    versions = tracking.list_versions(Settings())
+    if as_json:
+        _print_json(versions)
+        return
+    table = Table(title="Registered versions", title_justify="left")
+    for column in ("version", "aliases", "model", "decision", *_VERSION_COLUMNS):
+        table.add_column(column)
+    for info in versions:
+        figures = [f"{info.metrics[c]:.4f}" if c in info.metrics else "-" for c in _VERSION_COLUMNS]
+        decision = info.tags.get("promotion.decision", "-")
+        table.add_row(
+            str(info.version), ",".join(info.aliases), info.model or "-", decision, *figures
+        )
+    console.print(table)
+
+
+VersionArgument = Annotated[int, typer.Argument(min=1, help="A registered version number.")]
+
+
+@models_app.command("show")
+@fails_cleanly
+def models_show(version: VersionArgument, as_json: JsonOption = False) -> None:
+    """One version: aliases, metrics, parameters, promotion decision."""
+    info = tracking.show_version(Settings(), version)
+    if as_json:
+        _print_json(info)
+        return
+    _print_pairs(
+        f"Version {info.version}",
+        {
+            "model": info.model,
+            "aliases": ",".join(info.aliases) or "-",
+            "run": info.run_id,
+            **{key: value for key, value in info.tags.items() if key.startswith("promotion.")},
+            **info.metrics,
+        },
+    )
+
+
+@models_app.command("promote")
+@fails_cleanly
+def models_promote(version: VersionArgument) -> None:
+    """Make a version the champion by hand (the current one stays available for rollback)."""
+    tracking.promote(Settings(), version)
+    console.print(f"version {version} is now the champion")
+
+
+@models_app.command("rollback")
+@fails_cleanly
+def models_rollback() -> None:
+    """Give the champion alias back to the previous champion."""
+    restored = tracking.rollback(Settings())
+    console.print(f"version {restored} is the champion again")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -244,6 +244,11 @@ def _embedded(settings: Settings) -> bool:
     return not settings.tracking_uri.startswith(("http://", "https://", "databricks"))
 
 
+def experiment_id(settings: Settings) -> str:
+    """The id of ``settings.mlflow_experiment``, created on first use."""
+    return _experiment_id(_client(settings), settings)
+
+
 def _experiment_id(client: MlflowClient, settings: Settings) -> str:
     experiment = client.get_experiment_by_name(settings.mlflow_experiment)
     if experiment is not None:
@@ -277,6 +282,7 @@ def track_training(
     model_dir: Path | None = None,
     *,
     register_model: bool = True,
+    tags: dict[str, str] | None = None,
 ) -> TrackedRun:
     """Save ``model`` and its ``report`` to disk, then log them as an MLflow run.
 
@@ -284,15 +290,27 @@ def track_training(
     store that cannot be reached loses nothing: :func:`log_saved_model` logs it later.
     """
     folder = model_dir or settings.models_dir / model.name
+    save_with_report(model, report, folder)
+    return log_saved_model(settings, folder, register_model=register_model, tags=tags)
+
+
+def save_with_report(model: Recommender, report: Report, folder: Path) -> None:
+    """Write the model and its evaluation report: the folder :func:`log_saved_model` logs."""
     model.save(folder)
     (folder / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2, default=str))
-    return log_saved_model(settings, folder, register_model=register_model)
 
 
 def log_saved_model(
-    settings: Settings, model_dir: Path, *, register_model: bool = True
+    settings: Settings,
+    model_dir: Path,
+    *,
+    register_model: bool = True,
+    tags: dict[str, str] | None = None,
 ) -> TrackedRun:
-    """Log a model folder written by :func:`track_training` (model + ``report.json``)."""
+    """Log a model folder written by :func:`track_training` (model + ``report.json``).
+
+    ``tags`` go on the run.
+    """
     report = _read_report(model_dir)
     family = json.loads((model_dir / "config.json").read_text())["model"]
     model = model_class(family).load(model_dir)
@@ -305,6 +323,7 @@ def log_saved_model(
             tempfile.TemporaryDirectory() as scratch,
         ):
             _log_run_contents(model, report, model_dir)
+            mlflow.set_tags(tags or {})
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=_model_code(Path(scratch)),
@@ -542,11 +561,15 @@ def decide_promotion(
     version: int,
     split: Split,
     eval_config: EvaluationConfig | None = None,
+    *,
+    candidate_score: float | None = None,
 ) -> PromotionDecision:
     """Apply the promotion rule to ``version`` and move the aliases accordingly.
 
     Both the candidate and the current champion are scored on ``split`` (see
-    :func:`score_on_split`). The candidate becomes champion when there is none yet, or when it
+    :func:`score_on_split`); a caller that has just scored the candidate's family and
+    parameters on ``split.train`` passes that ``candidate_score`` instead of a second refit
+    (the pipeline). The candidate becomes champion when there is none yet, or when it
     beats the champion by more than ``settings.promotion_margin``; otherwise it becomes
     challenger. A candidate whose evaluation fails or lacks the metric is rejected and never
     promoted. The decision is logged to the candidate's run and version.
@@ -555,7 +578,8 @@ def decide_promotion(
     with _registry_lock(settings), _tracking_errors(settings, "decide a promotion"):
         client = _client(settings)
         champion = _alias_version(client, settings.registered_model, CHAMPION)
-        candidate_score = _safe_score(settings, version, split, metric, eval_config)
+        if candidate_score is None:
+            candidate_score = _safe_score(settings, version, split, metric, eval_config)
         champion_score = None
         if champion is not None and champion != version and math.isfinite(candidate_score):
             champion_score = _safe_score(settings, champion, split, metric, eval_config)
@@ -723,10 +747,27 @@ def list_versions(settings: Settings) -> list[VersionInfo]:
     name = settings.registered_model
     with _tracking_errors(settings, "list model versions"):
         client = _client(settings)
-        versions = client.search_model_versions(f"name = '{name}'")
+        found = client.search_model_versions(f"name = '{name}'")
+        # Search results leave the aliases out: read each version itself.
+        versions = [client.get_model_version(name, v.version) for v in found]
         return sorted(
             (_describe(client, v) for v in versions), key=lambda v: v.version, reverse=True
         )
+
+
+def find_version(settings: Settings, tag: str, value: str) -> VersionInfo | None:
+    """The newest version whose tag ``tag`` equals ``value``, or None."""
+    matches = [v for v in list_versions(settings) if v.tags.get(tag) == value]
+    return matches[0] if matches else None
+
+
+def tag_version(settings: Settings, version: int, tags: dict[str, str]) -> None:
+    """Set tags on a registered version."""
+    name = settings.registered_model
+    with _tracking_errors(settings, f"tag version {version}"):
+        client = _client(settings)
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(version), key, value)
 
 
 def show_version(settings: Settings, version: int) -> VersionInfo:
