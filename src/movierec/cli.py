@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
@@ -32,6 +33,7 @@ from movierec.models import model_class
 from movierec.models.base import Recommender
 from movierec.training import experiments, tracking
 from movierec.training.pipeline import PipelineConfig, run_pipeline
+from movierec.training.scheduler import build_scheduler, retrain_if_new_ratings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -709,6 +711,34 @@ def models_rollback() -> None:
     """Give the champion alias back to the previous champion."""
     restored = tracking.rollback(Settings())
     console.print(f"version {restored} is the champion again")
+
+
+@app.command("schedule")
+@fails_cleanly
+def schedule_command(
+    cron: Annotated[
+        str, typer.Option(help="When to check for new ratings (crontab, UTC).")
+    ] = "0 3 * * *",
+    config: ConfigOption = Path("params.yaml"),
+    once: Annotated[
+        bool, typer.Option("--once", help="Check and retrain once, now, then exit.")
+    ] = False,
+) -> None:
+    """Retrain on a schedule when new ratings have arrived; promote by the usual rule."""
+    settings = Settings()
+    if once:
+        outcome = retrain_if_new_ratings(settings, PipelineConfig.from_yaml(config))
+        decision = outcome.result.decision if outcome.result else None
+        verdict = f": version {decision.version} is {decision.decision}" if decision else ""
+        console.print(f"{outcome.reason}{verdict}")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    scheduler = build_scheduler(settings, config, cron)
+    err_console.print(f"retraining on '{cron}' (UTC) when new ratings arrive; Ctrl+C stops")
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        scheduler.shutdown(wait=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

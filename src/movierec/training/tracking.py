@@ -126,6 +126,12 @@ class VersionInfo:
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    run_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def snapshot_hash(self) -> str | None:
+        """The content hash of the data snapshot the version was trained on."""
+        return self.run_tags.get("movierec.snapshot_hash")
 
 
 # ---------------------------------------------------------------- the pyfunc model
@@ -780,10 +786,12 @@ def show_version(settings: Settings, version: int) -> VersionInfo:
 def _describe(client: MlflowClient, version: Any) -> VersionInfo:
     metrics: dict[str, float] = {}
     params: dict[str, str] = {}
+    run_tags: dict[str, str] = {}
     if version.run_id:
         data = client.get_run(version.run_id).data
         metrics = {metric_name(key): value for key, value in data.metrics.items()}
         params = dict(data.params)
+        run_tags = dict(data.tags)
     return VersionInfo(
         version=int(version.version),
         aliases=sorted(version.aliases),
@@ -793,4 +801,5 @@ def _describe(client: MlflowClient, version: Any) -> VersionInfo:
         metrics=metrics,
         params=params,
         tags=dict(version.tags),
+        run_tags=run_tags,
     )
