@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import numpy as np
+import optuna
 import pandas as pd
 import typer
 from rich.console import Console
@@ -34,6 +35,7 @@ from movierec.models.base import Recommender
 from movierec.training import experiments, tracking
 from movierec.training.pipeline import PipelineConfig, run_pipeline
 from movierec.training.scheduler import build_scheduler, retrain_if_new_ratings
+from movierec.training.tuning import TuningResult, parse_grid, tune
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -739,6 +741,86 @@ def schedule_command(
         scheduler.start()
     except KeyboardInterrupt:
         scheduler.shutdown(wait=False)
+
+
+@app.command("tune")
+@fails_cleanly
+def tune_command(
+    model: ModelOption = None,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="More trials to run (grid: the unvisited points).")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="Validation metric; rmse/mae are minimized.")] = (
+        "ndcg@10"
+    ),
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="Start no new trial after this many seconds.")
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", help="Grid search: KEY=V1,V2,...; repeat for more keys."),
+    ] = None,
+    param: ParamOption = None,
+    dataset: DatasetOption = None,
+    protocol: ProtocolOption = experiments.DEFAULT_PROTOCOL,
+    split_param: SplitParamOption = None,
+    ks: KsOption = "5,10,20",
+    relevance: RelevanceOption = 4.0,
+    study: Annotated[str | None, typer.Option(help="Study name; default from the setup.")] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL; default DATA_DIR/optuna.db.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Tune a model on validation splits carved from the training data (Optuna or a grid).
+
+    Each trial is an MLflow child run; re-running the same command resumes the study. The best
+    parameters are scored once on the held-out test part.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    result = tune(
+        Settings(),
+        model or Settings().model,
+        trials=trials,
+        metric=metric,
+        timeout=timeout,
+        dataset=dataset,
+        protocol=protocol,
+        split_params=_parse_params(split_param),
+        eval_config=_eval_config(ks, relevance),
+        grid=parse_grid(grid) if grid else None,
+        study_name=study,
+        storage=storage,
+        seed=seed,
+        fixed_params=_parse_params(param),
+    )
+    if as_json:
+        _print_json({k: v for k, v in vars(result).items() if k != "test_report"})
+        return
+    _print_tuning(result)
+
+
+def _print_tuning(result: TuningResult) -> None:
+    total = result.n_complete + result.n_pruned + result.n_failed
+    console.print(
+        f"study [bold]{result.study_name}[/] ({result.storage}): ran {result.n_trials_run} "
+        f"trials; {total} in all ({result.n_complete} complete, {result.n_pruned} pruned, "
+        f"{result.n_failed} failed)"
+    )
+    params = " ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in result.best_params.items()
+    )
+    console.print(
+        f"best trial #{result.best_trial}: validation {result.metric} {result.best_value:.4f}"
+        f"  {params}"
+    )
+    console.print(
+        f"test {result.metric} {result.test_value:.4f} (best parameters refitted on the train "
+        "part, scored once on the test part)"
+    )
+    console.print(f"MLflow run {result.parent_run_id}")
 
 
 if __name__ == "__main__":  # pragma: no cover
