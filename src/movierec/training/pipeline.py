@@ -17,7 +17,6 @@ second then finds the first's fingerprint and does nothing.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -191,7 +190,8 @@ def run_pipeline(
     """Run every stage; see the module docstring. ``ingest=False`` skips the ingest stage."""
     say = progress or (lambda _message: None)
     timer = _StageTimer()
-    with _pipeline_lock(settings):
+    # Two pipelines on one machine take turns; the second then finds the first's fingerprint.
+    with tracking.data_dir_lock(settings, ".pipeline.lock"):
         if ingest and config.dataset is not None:
             with timer("ingest"):
                 outcome = ingest_movielens(settings, config.dataset, progress=False)
@@ -352,15 +352,3 @@ class _StageTimer:
             yield
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
-
-
-@contextmanager
-def _pipeline_lock(settings: Settings) -> Iterator[None]:
-    """Two pipelines on one machine take turns; the second then finds the first's fingerprint."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with (settings.data_dir / ".pipeline.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -20,6 +20,7 @@ folder later.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -267,15 +268,20 @@ def _experiment_id(client: MlflowClient, settings: Settings) -> str:
 
 
 @contextmanager
-def _registry_lock(settings: Settings) -> Iterator[None]:
-    """Serialize read-compare-set on the aliases across processes sharing the data dir."""
+def data_dir_lock(settings: Settings, name: str) -> Iterator[None]:
+    """An exclusive lock file in the data dir, held across processes until the block ends."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with (settings.data_dir / "mlflow-registry.lock").open("w") as handle:
+    with (settings.data_dir / name).open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _registry_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    """Serialize read-compare-set on the aliases across processes sharing the data dir."""
+    return data_dir_lock(settings, "mlflow-registry.lock")
 
 
 # ---------------------------------------------------------------- logging runs
