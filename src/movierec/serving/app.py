@@ -1,0 +1,237 @@
+"""The FastAPI application: ``create_app(settings)`` builds it, ``serve`` runs it under uvicorn.
+
+Start-up (the lifespan) opens the store, reads the catalog and loads the model: the registry's
+champion, else the saved model folder. With neither the API still starts, answers catalog
+routes and says "not ready" on ``/ready`` until a model is trained and reloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from movierec import __version__
+from movierec.config import Settings
+from movierec.errors import ConfigError, MovierecError, StoreError
+from movierec.models.base import ModelError
+from movierec.serving.jobs import (
+    CLI_COMMANDS,
+    Job,
+    JobCommands,
+    JobConflictError,
+    JobRunner,
+    settings_environment,
+)
+from movierec.serving.limits import BodyLimitMiddleware
+from movierec.serving.loading import ModelInfo, ModelUnavailableError
+from movierec.serving.observability import Metrics, MetricsMiddleware
+from movierec.serving.routes import (
+    admin,
+    health,
+    movies,
+    ratings,
+    recommend,
+    stats,
+    training,
+    users,
+)
+from movierec.serving.service import (
+    InvalidRequestError,
+    NoModelError,
+    NotFoundError,
+    RecommenderService,
+)
+from movierec.serving.users import ServingStore
+
+logger = logging.getLogger("movierec.serving")
+
+# Errors movierec raises on purpose, by the status they answer; the message is the detail.
+_STATUS_OF: tuple[tuple[type[MovierecError], int], ...] = (
+    (NotFoundError, 404),
+    (JobConflictError, 409),
+    (InvalidRequestError, 422),
+    (ModelError, 422),
+    (ConfigError, 422),
+    (NoModelError, 503),
+    (ModelUnavailableError, 503),
+    (StoreError, 503),
+)
+MAX_VALIDATION_MESSAGES = 5
+
+
+def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) -> FastAPI:
+    """The API for ``settings``; ``job_commands`` are the training and tuning command lines."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = await run_in_threadpool(_start_service, settings, metrics)
+        app.state.service = service
+        app.state.jobs = JobRunner(settings_environment(settings), _after_job(service))
+        try:
+            yield
+        finally:
+            app.state.jobs.stop()
+            service.store.close()
+
+    app = FastAPI(
+        title="movierec",
+        version=__version__,
+        summary="Movie recommendations: known users, new users, anonymous visitors, similar "
+        "movies; live ratings; training jobs and hot model reload.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.job_commands = job_commands
+    for module in (health, movies, users, recommend, ratings, training, admin, stats):
+        app.include_router(module.router)
+    _add_error_handlers(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # The last added runs first: the size limit applies before anything reads a body, and
+    # the metrics see every answer, 413s included.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _start_service(settings: Settings, metrics: Metrics) -> RecommenderService:
+    def loaded(info: ModelInfo) -> None:
+        metrics.model_loaded(
+            info.name, info.version, info.source, info.load_seconds, info.loaded_at.timestamp()
+        )
+        logger.info(
+            "serving %s v%s (%s), loaded in %.2f s",
+            info.name,
+            info.version,
+            info.source,
+            info.load_seconds,
+        )
+
+    service = RecommenderService(settings, ServingStore(settings.store_url), on_load=loaded)
+    try:
+        service.load(fall_back_on_error=True)
+    except ModelUnavailableError as exc:
+        logger.warning("starting without a model (not ready): %s", exc)
+    return service
+
+
+def _after_job(service: RecommenderService) -> Callable[[Job], str | None]:
+    def reload_after_training(job: Job) -> str | None:
+        if job.kind != "training":
+            return None
+        previous, current = service.load(fall_back_on_error=False)
+        if previous is not None and (previous.source, previous.version) == (
+            current.source,
+            current.version,
+        ):
+            return f"the champion is unchanged: still serving {current.name} v{current.version}"
+        return f"now serving {current.name} v{current.version} ({current.source})"
+
+    return reload_after_training
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _error(422, validation_message(exc.errors()))
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return _error(exc.status_code, str(exc.detail), exc.headers)
+
+    async def movierec_error(_: Request, exc: Exception) -> JSONResponse:
+        status = next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 422)
+        return _error(status, str(exc))
+
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its trace here; the client learns nothing about the internals.
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal server error")
+
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(MovierecError, movierec_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+def _error(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail}, status_code=status, headers=dict(headers) if headers else None
+    )
+
+
+def validation_message(errors: Any) -> str:
+    """pydantic's errors as one line: ``body.k: Input should be ...; query.x: ...``."""
+    parts = []
+    for error in list(errors)[:MAX_VALIDATION_MESSAGES]:
+        location = ".".join(str(part) for part in error.get("loc", ()))
+        if error.get("type") == "json_invalid":
+            reason = jsonable_encoder(error.get("ctx", {})).get("error", "")
+            parts.append(f"malformed JSON body: {reason}".rstrip(": "))
+        else:
+            parts.append(f"{location}: {error.get('msg', 'invalid')}")
+    more = len(list(errors)) - MAX_VALIDATION_MESSAGES
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+# ---------------------------------------------------------------- running
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app for the ``MOVIEREC_*`` environment: the factory each uvicorn worker calls."""
+    return create_app(Settings())
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    *,
+    access_log: bool = False,
+) -> None:
+    """Run the API under uvicorn (uvloop and httptools).
+
+    One worker serves the given ``settings`` object. Several workers are separate processes
+    that each build the app from an import string; ``settings`` reach them as ``MOVIEREC_*``
+    environment variables. Access logs are off by default: ``/metrics`` counts every request,
+    and a log line per request costs a noticeable share of throughput.
+    """
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": access_log,
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers <= 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    os.environ.update(settings_environment(settings, include_secrets=True))
+    uvicorn.run(
+        "movierec.serving.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        **options,
+    )

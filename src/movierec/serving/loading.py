@@ -1,0 +1,235 @@
+"""Find the model to serve: the registry's ``champion``, else the saved model folder.
+
+The registry is read through MLflow itself (serving never imports ``movierec.training``): the
+champion's logged pyfunc model carries the project's own save format (npz + json) as an artifact
+folder, named in its ``MLmodel`` file; only that folder is downloaded and handed to
+``Recommender.load``. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from movierec.config import Settings
+from movierec.errors import MovierecError
+from movierec.models import model_class
+from movierec.models.base import Recommender
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+MODEL_ARTIFACT = "recommender"  # the pyfunc artifact key movierec logs its model folder under
+SNAPSHOT_TAG = "movierec.snapshot_hash"
+
+
+class ModelUnavailableError(MovierecError):
+    """No model can be served: none in the registry or on disk, or the registry failed."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Where the served model came from and when it was loaded."""
+
+    name: str
+    version: int | None
+    source: Literal["registry", "local"]
+    run_id: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    snapshot_hash: str | None = None
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    load_seconds: float = 0.0
+    n_users: int = 0
+    n_items: int = 0
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Recommender
+    info: ModelInfo
+
+
+def load_model_folder(folder: Path) -> Recommender:
+    """The recommender saved in ``folder`` (its family is read from ``config.json``)."""
+    try:
+        family = json.loads((folder / "config.json").read_text())["model"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailableError(f"no readable model in {folder}: {exc}") from exc
+    return model_class(family).load(folder)
+
+
+def load_current_model(settings: Settings, *, fall_back_on_error: bool) -> LoadedModel:
+    """The registry's champion, or the saved folder ``models_dir/model`` when there is none.
+
+    Args:
+        settings: Registry URI and name, the models folder.
+        fall_back_on_error: Whether a registry that cannot be read falls back to the saved
+            folder (start-up: better serve something) or raises (reload: keep the model in
+            service rather than swap in an older one silently).
+
+    Raises:
+        ModelUnavailableError: nothing to serve.
+    """
+    started = time.perf_counter()
+    try:
+        loaded = _load_champion(settings)
+    except ModelUnavailableError:
+        if not fall_back_on_error:
+            raise
+        logger.warning("the registry cannot be read; trying the saved model", exc_info=True)
+        loaded = None
+    if loaded is None:
+        loaded = _load_local(settings)
+    seconds = time.perf_counter() - started
+    info = loaded.info
+    return LoadedModel(
+        loaded.model,
+        ModelInfo(
+            name=info.name,
+            version=info.version,
+            source=info.source,
+            run_id=info.run_id,
+            metrics=info.metrics,
+            snapshot_hash=info.snapshot_hash,
+            load_seconds=seconds,
+            n_users=loaded.model.n_users,
+            n_items=loaded.model.n_items,
+        ),
+    )
+
+
+def _load_local(settings: Settings) -> LoadedModel:
+    folder = settings.models_dir / settings.model
+    if not (folder / "config.json").exists():
+        raise ModelUnavailableError(
+            f"no model to serve: the registry {settings.registered_model!r} has no "
+            f"'{CHAMPION}' and {folder} holds no saved model (run `movierec train`)"
+        )
+    model = load_model_folder(folder)
+    report = _read_json(folder / "report.json")
+    return LoadedModel(
+        model,
+        ModelInfo(
+            name=model.name,
+            version=None,
+            source="local",
+            run_id=None,
+            metrics=_float_metrics(report.get("metrics", {})),
+            snapshot_hash=_snapshot(report.get("data", {}).get("snapshot_hash")),
+        ),
+    )
+
+
+def _registry_absent(settings: Settings) -> bool:
+    # An embedded registry whose file does not exist has no champion; opening it would
+    # create it (and run MLflow's migrations) for nothing.
+    uri = settings.tracking_uri
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def _load_champion(settings: Settings) -> LoadedModel | None:
+    """The champion version's model, None without one; registry failures raise."""
+    if _registry_absent(settings):
+        return None
+    from mlflow import MlflowClient  # noqa: PLC0415 (mlflow takes a second to import)
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    try:
+        client = MlflowClient(
+            tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
+        )
+        version = _champion_version(client, settings.registered_model)
+        if version is None:
+            return None
+        download_uri = client.get_model_version_download_uri(
+            settings.registered_model, str(version.version)
+        )
+        run = client.get_run(version.run_id) if version.run_id else None
+        model = _download_and_load(settings, download_uri)
+    except (MlflowException, OSError, ValueError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelUnavailableError(
+            f"cannot load the champion from the registry at {settings.tracking_uri}: {text[:300]}"
+        ) from exc
+    metrics = dict(run.data.metrics) if run is not None else {}
+    tags = dict(run.data.tags) if run is not None else {}
+    return LoadedModel(
+        model,
+        ModelInfo(
+            name=model.name,
+            version=int(version.version),
+            source="registry",
+            run_id=version.run_id,
+            metrics=_float_metrics({k.replace("_at_", "@"): v for k, v in metrics.items()}),
+            snapshot_hash=_snapshot(tags.get(SNAPSHOT_TAG)),
+        ),
+    )
+
+
+def _champion_version(client: Any, name: str) -> Any:
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return None
+        raise
+
+
+def _download_and_load(settings: Settings, download_uri: str) -> Recommender:
+    import mlflow.artifacts  # noqa: PLC0415
+
+    # A server's log is no place for download progress bars.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    root = download_uri.rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="movierec-model-") as scratch:
+        mlmodel = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{root}/MLmodel", dst_path=scratch, tracking_uri=settings.tracking_uri
+        )
+        relative = _artifact_path(Path(mlmodel))
+        folder = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{root}/{relative}",
+            dst_path=scratch,
+            tracking_uri=settings.tracking_uri,
+        )
+        # load() reads every array into memory: the scratch copy can go afterwards.
+        return load_model_folder(Path(folder))
+
+
+def _artifact_path(mlmodel: Path) -> str:
+    """The model folder's path inside the logged model, as its ``MLmodel`` file names it."""
+    meta = yaml.safe_load(mlmodel.read_text()) or {}
+    artifacts = meta.get("flavors", {}).get("python_function", {}).get("artifacts", {})
+    path = artifacts.get(MODEL_ARTIFACT, {}).get("path")
+    if not isinstance(path, str) or not path or path.startswith("/") or ".." in path:
+        raise ValueError(f"the logged model has no usable {MODEL_ARTIFACT!r} artifact path")
+    return path
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _float_metrics(values: Any) -> dict[str, float]:
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): float(v) for k, v in values.items() if isinstance(v, int | float)}
+
+
+def _snapshot(value: Any) -> str | None:
+    # Training records a missing hash as the text "None".
+    return value if isinstance(value, str) and value and value != "None" else None

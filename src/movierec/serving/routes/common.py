@@ -1,0 +1,65 @@
+"""Conversions from the service's results to response schemas, shared by the routers."""
+
+from __future__ import annotations
+
+from movierec.serving.catalog import MovieRow
+from movierec.serving.loading import ModelInfo
+from movierec.serving.schemas import (
+    ModelInfoResponse,
+    ModelRef,
+    Movie,
+    Recommendation,
+    RecommendationResponse,
+    ScoredMovie,
+)
+from movierec.serving.service import Answer, Scored
+
+
+def movie(row: MovieRow) -> Movie:
+    return Movie(movie_id=row.movie_id, title=row.title, year=row.year, genres=row.genres)
+
+
+def scored(item: Scored) -> ScoredMovie:
+    row = item.movie
+    return ScoredMovie(
+        movie_id=row.movie_id, title=row.title, year=row.year, genres=row.genres, score=item.score
+    )
+
+
+def model_ref(info: ModelInfo) -> ModelRef:
+    return ModelRef(name=info.name, version=info.version, source=info.source)
+
+
+def recommendations(user_id: int | None, answer: Answer) -> RecommendationResponse:
+    return RecommendationResponse(
+        user_id=user_id,
+        strategy=answer.strategy,  # type: ignore[arg-type]
+        model=model_ref(answer.info),
+        items=[
+            Recommendation(
+                movie_id=i.movie.movie_id,
+                title=i.movie.title,
+                year=i.movie.year,
+                genres=i.movie.genres,
+                score=i.score,
+                reason=i.reason,
+            )
+            for i in answer.items
+        ],
+        ignored_movie_ids=answer.ignored_movie_ids,
+    )
+
+
+def model_info(info: ModelInfo) -> ModelInfoResponse:
+    return ModelInfoResponse(
+        name=info.name,
+        version=info.version,
+        source=info.source,
+        run_id=info.run_id,
+        metrics=info.metrics,
+        snapshot_hash=info.snapshot_hash,
+        loaded_at=info.loaded_at,
+        load_seconds=info.load_seconds,
+        n_users=info.n_users,
+        n_items=info.n_items,
+    )

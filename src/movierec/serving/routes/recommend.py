@@ -1,0 +1,94 @@
+"""Recommendations: for a user (GET and POST), and for an anonymous visitor's history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from movierec.serving.deps import KQuery, MetricsDep, ServiceDep, SettingsDep, checked_k, errors
+from movierec.serving.routes.common import recommendations
+from movierec.serving.schemas import (
+    AnonymousRequest,
+    Filters,
+    RecommendationResponse,
+    RecommendRequest,
+    Year,
+)
+from movierec.serving.service import Answer, Filter
+
+router = APIRouter(tags=["recommendations"])
+
+UserIdPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The user's id.")]
+
+
+def _filter(filters: Filters | None) -> Filter:
+    if filters is None:
+        return Filter()
+    return Filter(filters.genres, filters.year_min, filters.year_max)
+
+
+def _counted(metrics: MetricsDep, answer: Answer) -> Answer:
+    metrics.recommendations.labels(answer.strategy).inc()
+    return answer
+
+
+@router.get("/users/{user_id}/recommendations", responses=errors(422, 503))
+async def user_recommendations(
+    *,
+    user_id: UserIdPath,
+    k: KQuery,
+    service: ServiceDep,
+    metrics: MetricsDep,
+    genres: Annotated[
+        list[Annotated[str, Query(max_length=100)]] | None,
+        Query(max_length=100, description="Allowed genres (repeat, or comma-separate)."),
+    ] = None,
+    year_min: Annotated[Year | None, Query()] = None,
+    year_max: Annotated[Year | None, Query()] = None,
+    exclude_seen: bool = True,
+) -> RecommendationResponse:
+    """Top-k movies for a user; a user the model cannot personalize for gets popular movies,
+    flagged by ``strategy``."""
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "year_min must not be greater than year_max"
+        )
+    wanted = [g.strip() for text in genres or [] for g in text.split(",") if g.strip()]
+    filters = Filter(wanted or None, year_min, year_max)
+    answer = service.recommend_user(user_id, k, filters, exclude_seen=exclude_seen)
+    return recommendations(user_id, _counted(metrics, answer))
+
+
+@router.post("/recommend", responses=errors(413, 422, 503))
+async def recommend(
+    body: RecommendRequest, service: ServiceDep, settings: SettingsDep, metrics: MetricsDep
+) -> RecommendationResponse:
+    """Top-k movies for ``user_id`` (the same answer as the GET route)."""
+    k = checked_k(body.k, settings)
+    answer = service.recommend_user(
+        body.user_id, k, _filter(body.filters), exclude_seen=body.exclude_seen
+    )
+    return recommendations(body.user_id, _counted(metrics, answer))
+
+
+@router.post("/recommend/anonymous", responses=errors(404, 413, 422, 503))
+async def recommend_anonymous(
+    body: AnonymousRequest, service: ServiceDep, settings: SettingsDep, metrics: MetricsDep
+) -> RecommendationResponse:
+    """Top-k movies for a visitor without an account, from their ratings or liked movies
+    (folded into the model, no retraining). Movies the model does not know are listed in
+    ``ignored_movie_ids``; a movie the catalog lacks is a 404."""
+    k = checked_k(body.k, settings)
+    if body.ratings is not None:
+        movie_ids = [r.movie_id for r in body.ratings]
+        ratings: list[float] | None = [r.rating for r in body.ratings]
+    else:
+        movie_ids, ratings = list(body.liked or []), None
+    if len(movie_ids) > settings.max_batch:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"a history holds at most {settings.max_batch} movies, got {len(movie_ids)}",
+        )
+    answer = service.recommend_history(movie_ids, ratings, k, _filter(body.filters))
+    return recommendations(None, _counted(metrics, answer))

@@ -1,0 +1,313 @@
+"""Request and response bodies of the HTTP API (pydantic); requests and responses are distinct.
+
+``k`` is bounded here by the largest value settings may allow; the server's own ``max_k`` is
+checked by the route (422 with the limit in the message), since it is configuration, not schema.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_K_CEILING = 10_000  # Settings.max_k's own upper bound
+Strategy = Literal["personalized", "folded_in", "popular_fallback"]
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+MovieId = Annotated[int, Field(ge=0, le=2**63 - 1, description="A movie id of the catalog.")]
+UserId = Annotated[int, Field(ge=0, le=2**63 - 1, description="A user id.")]
+K = Annotated[
+    int,
+    Field(ge=1, le=MAX_K_CEILING, description="How many movies; at most the server's max_k."),
+]
+Year = Annotated[int, Field(ge=0, le=9999)]
+
+
+class Request(BaseModel):
+    """Base of request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    """Base of response bodies."""
+
+
+# ---------------------------------------------------------------- errors and health
+
+
+class ErrorResponse(Response):
+    """Every error: one clear message."""
+
+    detail: str
+
+
+class HealthResponse(Response):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(Response):
+    status: Literal["ready"] = "ready"
+    model_version: int | None
+    model_source: str
+
+
+# ---------------------------------------------------------------- movies
+
+
+class Movie(Response):
+    movie_id: int
+    title: str
+    year: int | None
+    genres: list[str]
+
+
+class MovieDetails(Movie):
+    imdb_id: str | None
+    tmdb_id: int | None
+    rating_count: int = Field(description="Ratings of this movie the serving model learned from.")
+    rating_mean: float | None = Field(description="Their mean, None without ratings.")
+    in_model: bool = Field(description="Whether the serving model can recommend this movie.")
+
+
+class MoviePage(Response):
+    items: list[Movie]
+    total: int
+    limit: int
+    offset: int
+
+
+class ScoredMovie(Movie):
+    score: float
+
+
+class PopularResponse(Response):
+    genre: str | None
+    by: Literal["count", "rating"]
+    items: list[ScoredMovie]
+
+
+class GenreCount(Response):
+    genre: str
+    movies: int
+
+
+class GenresResponse(Response):
+    genres: list[GenreCount]
+
+
+# ---------------------------------------------------------------- users
+
+
+class UserSummary(Response):
+    user_id: int
+    n_ratings: int
+
+
+class UserPage(Response):
+    items: list[UserSummary]
+    limit: int
+    offset: int
+
+
+class GenreShare(Response):
+    genre: str
+    ratings: int
+    share: float = Field(description="Fraction of the user's ratings in this genre.")
+
+
+class UserRating(Response):
+    movie_id: int
+    title: str
+    rating: float
+    timestamp: int
+
+
+class UserDetails(Response):
+    user_id: int
+    n_ratings: int
+    mean_rating: float | None
+    known_to_model: bool
+    favourite_genres: list[GenreShare]
+    recent_ratings: list[UserRating]
+
+
+# ---------------------------------------------------------------- recommendations
+
+
+class Filters(Request):
+    """Which movies may be recommended: any of ``genres``, released within the year range."""
+
+    genres: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=100
+    )
+    year_min: Year | None = None
+    year_max: Year | None = None
+
+    @model_validator(mode="after")
+    def _ordered_years(self) -> Self:
+        low, high = self.year_min, self.year_max
+        if low is not None and high is not None and low > high:
+            raise ValueError("year_min must not be greater than year_max")
+        return self
+
+
+class RecommendRequest(Request):
+    user_id: UserId
+    k: K = 10
+    filters: Filters | None = None
+    exclude_seen: bool = True
+
+
+class HistoryRating(Request):
+    movie_id: MovieId
+    rating: float
+
+    @field_validator("rating")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("rating must be a finite number")
+        return value
+
+
+class AnonymousRequest(Request):
+    """A visitor without an account: their ratings, or a plain list of liked movies."""
+
+    ratings: list[HistoryRating] | None = None
+    liked: list[MovieId] | None = None
+    k: K = 10
+    filters: Filters | None = None
+
+    @model_validator(mode="after")
+    def _one_history(self) -> Self:
+        if (self.ratings is None) == (self.liked is None):
+            raise ValueError("give exactly one of 'ratings' or 'liked'")
+        return self
+
+
+class SimilarRequest(Request):
+    movie_id: MovieId
+    k: K = 10
+
+
+class ModelRef(Response):
+    """The model that answered."""
+
+    name: str
+    version: int | None
+    source: str
+
+
+class Recommendation(ScoredMovie):
+    reason: str | None = Field(description='Why, where the model can say ("because you liked X").')
+
+
+class RecommendationResponse(Response):
+    user_id: int | None
+    strategy: Strategy
+    model: ModelRef
+    items: list[Recommendation]
+    ignored_movie_ids: list[int] = Field(
+        default_factory=list, description="History movies the model does not know (not used)."
+    )
+
+
+class SimilarResponse(Response):
+    movie: Movie
+    model: ModelRef
+    items: list[ScoredMovie]
+
+
+# ---------------------------------------------------------------- ratings
+
+
+class NewRating(Request):
+    user_id: UserId
+    movie_id: MovieId
+    rating: float
+    timestamp: Annotated[int, Field(ge=0, le=2**62)] | None = Field(
+        default=None, description="Seconds since the epoch; now when absent."
+    )
+
+    @field_validator("rating")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("rating must be a finite number")
+        return value
+
+
+class RatingBatch(Request):
+    ratings: list[NewRating] = Field(min_length=1)
+
+
+class RatingsStored(Response):
+    received: int = Field(description="Ratings in the request, all durable in the store.")
+    changed: int = Field(
+        description="Of those, ratings that were new or replaced a stored one (a repeat is not)."
+    )
+    user_ids: list[int]
+
+
+# ---------------------------------------------------------------- jobs and models
+
+
+class TrainingRequest(Request):
+    config: str | None = Field(
+        default=None, max_length=4096, description="A pipeline config file on the server."
+    )
+
+
+class TuningRequest(Request):
+    model: str = Field(min_length=1, max_length=100)
+    trials: int = Field(default=20, ge=1, le=10_000)
+
+
+class JobResponse(Response):
+    job_id: str
+    kind: Literal["training", "tuning"]
+    command: list[str]
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    log_tail: list[str]
+
+
+class JobsStatus(Response):
+    running: JobResponse | None
+    last: JobResponse | None
+
+
+class ModelInfoResponse(Response):
+    name: str
+    version: int | None
+    source: Literal["registry", "local"]
+    run_id: str | None
+    metrics: dict[str, float]
+    snapshot_hash: str | None
+    loaded_at: datetime
+    load_seconds: float
+    n_users: int
+    n_items: int
+
+
+class ReloadResponse(Response):
+    changed: bool
+    previous: ModelInfoResponse | None
+    current: ModelInfoResponse
+
+
+class StatsResponse(Response):
+    dataset: str | None
+    n_users: int
+    n_movies: int
+    n_rated_movies: int
+    n_ratings: int
+    ratings_per_day: float | None
+    rating_scale: list[float] | None = Field(description="[lowest, highest] rating.")
+    first_rating_at: int | None
+    last_rating_at: int | None

@@ -1,0 +1,412 @@
+"""RecommenderService: the served model, the catalog, live ratings folded in, and hot swap.
+
+State is one immutable :class:`ServingState` behind one reference. A reload builds a whole new
+state and replaces the reference (atomic in CPython): a request in flight keeps the state it
+read, so a swap never drops or fails it.
+
+Ratings posted to the API are written to the store first (durable), then kept per user in an
+in-memory overlay keyed by external ids, so they outlive a model swap. A user with an overlay
+is answered by folding their whole history (training ratings plus overlay) into the model
+without retraining; a user the model never saw becomes personalized once they have rated
+:data:`MIN_FOLD_IN_RATINGS` movies the model knows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from movierec.config import Settings
+from movierec.data.store import RatingsStore
+from movierec.errors import MovierecError
+from movierec.serving.catalog import Catalog, IntArray, ModelView, MovieRow
+from movierec.serving.loading import LoadedModel, ModelInfo, load_current_model
+
+MIN_FOLD_IN_RATINGS = 3
+"""Ratings (of movies the model knows) before a new user gets personalized recommendations."""
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class NotFoundError(MovierecError):
+    """A movie or user the request names does not exist (HTTP 404)."""
+
+
+class InvalidRequestError(MovierecError):
+    """A request the schema allowed but the data refuses, e.g. a rating off the scale (422)."""
+
+
+class NoModelError(MovierecError):
+    """No model is loaded yet (HTTP 503)."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    genres: list[str] | None = None
+    year_min: int | None = None
+    year_max: int | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    movie: MovieRow
+    score: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Recommendations and how they were made."""
+
+    strategy: str
+    items: list[Scored]
+    info: ModelInfo
+    ignored_movie_ids: list[int]
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """Everything one request reads, never mutated after it is built."""
+
+    catalog: Catalog
+    view: ModelView | None
+    info: ModelInfo | None
+    rating_scale: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class RatingEvent:
+    user_id: int
+    movie_id: int
+    rating: float
+    timestamp: int
+
+
+# One user's posted ratings: movie id -> (rating, timestamp); replaced whole, never mutated.
+Overlay = Mapping[int, tuple[float, int]]
+
+
+class RecommenderService:
+    """The model, catalog and live ratings behind the API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RatingsStore,
+        on_load: Callable[[ModelInfo], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._on_load = on_load
+        self._state = ServingState(Catalog.from_frame(store.movies_frame()), None, None, None)
+        self._overlays: dict[int, Overlay] = {}
+        self._overlay_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+
+    # ---- state ------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ServingState:
+        return self._state
+
+    def _view(self) -> tuple[ModelView, ModelInfo]:
+        state = self._state
+        if state.view is None or state.info is None:
+            raise NoModelError(
+                "no model is loaded: train one (`movierec train`) or promote a champion, "
+                "then POST /admin/reload"
+            )
+        return state.view, state.info
+
+    def load(self, *, fall_back_on_error: bool = True) -> tuple[ModelInfo | None, ModelInfo]:
+        """Load the current model and catalog and swap them in; returns (previous, current).
+
+        Blocking (disk, registry, database): call it from a worker thread. Reloads are
+        serialized; requests go on against the old state until the swap.
+        """
+        with self._reload_lock:
+            loaded = load_current_model(self.settings, fall_back_on_error=fall_back_on_error)
+            state = self._build_state(loaded)
+            previous = self._state.info
+            self._state = state  # the swap: one reference assignment
+        if self._on_load is not None:
+            self._on_load(loaded.info)
+        return previous, loaded.info
+
+    def _build_state(self, loaded: LoadedModel) -> ServingState:
+        catalog = Catalog.from_frame(self.store.movies_frame())
+        return ServingState(
+            catalog=catalog,
+            view=ModelView.build(loaded.model, catalog),
+            info=loaded.info,
+            rating_scale=self.store.rating_scale,
+        )
+
+    # ---- recommendations --------------------------------------------------------------------
+
+    def recommend_user(
+        self, user_id: int, k: int, filters: Filter, *, exclude_seen: bool = True
+    ) -> Answer:
+        """Top-``k`` for a user: personalized, folded in with their new ratings, or popular."""
+        view, info = self._view()
+        allowed = view.candidates(filters.genres, filters.year_min, filters.year_max)
+        user = view.model.user_index_of(user_id)
+        overlay = self._overlays.get(user_id)
+        if overlay:
+            history = self._history_with_overlay(view, user, overlay)
+            if user is not None or len(history[0]) >= MIN_FOLD_IN_RATINGS:
+                return self._fold_in(
+                    view, info, history, k=k, allowed=allowed, ignored=[], exclude_seen=exclude_seen
+                )
+        if user is None:
+            seen = self._overlay_items(view, overlay) if exclude_seen else None
+            return self._popular(view, info, k=k, allowed=allowed, seen=seen)
+        ranked = view.model.recommend(
+            user, k=k, exclude_seen=exclude_seen, candidates=_indices(allowed)
+        )
+        return self._answer(
+            view, info, "personalized", ranked, history=view.history(user), ignored=[]
+        )
+
+    def recommend_history(
+        self,
+        movie_ids: list[int],
+        ratings: list[float] | None,
+        k: int,
+        filters: Filter,
+    ) -> Answer:
+        """Top-``k`` for a visitor known only by this history (fold-in, no retraining)."""
+        view, info = self._view()
+        wanted = np.asarray(movie_ids, dtype=np.int64)
+        missing = wanted[view.catalog.positions(wanted) < 0]
+        if len(missing):
+            raise NotFoundError(f"movie(s) not found: {sorted(set(missing.tolist()))[:10]}")
+        values = self._checked_ratings(view, ratings, len(wanted))
+        items = view.item_indices(wanted)
+        known = items >= 0
+        ignored = sorted(set(wanted[~known].tolist()))
+        allowed = view.candidates(filters.genres, filters.year_min, filters.year_max)
+        if not known.any():
+            return self._popular(view, info, k=k, allowed=allowed, seen=None, ignored=ignored)
+        history = _deduplicated(items[known], values[known])
+        return self._fold_in(
+            view, info, history, k=k, allowed=allowed, ignored=ignored, exclude_seen=True
+        )
+
+    def similar(self, movie_id: int, k: int) -> tuple[MovieRow, list[Scored], ModelInfo]:
+        """The ``k`` movies most like ``movie_id``."""
+        view, info = self._view()
+        position = view.catalog.position(movie_id)
+        if position is None:
+            raise NotFoundError(f"movie {movie_id} not found")
+        item = view.model.item_index_of(movie_id)
+        if item is None:
+            raise NotFoundError(
+                f"movie {movie_id} has no ratings the model learned from: no similar movies yet"
+            )
+        found, scores = view.model.similar_items(item, k=k)
+        rows = [Scored(view.row(int(i)), float(s)) for i, s in _valid(found, scores)]
+        return view.catalog.row(position), rows, info
+
+    def popular(self, k: int, genre: str | None, by: str) -> list[Scored]:
+        """The most rated (``count``) or best rated (``rating``, shrunk mean) movies."""
+        view, _ = self._view()
+        allowed = view.candidates([genre] if genre else None, None, None)
+        order = view.popular_order if by == "count" else view.bayesian_order
+        top = _first_allowed(order, allowed, None, k)
+        values = view.rating_counts if by == "count" else view.rating_means
+        return [Scored(view.row(int(i)), _finite(values[i])) for i in top]
+
+    def movie_stats(self, movie_id: int) -> tuple[int, float | None, bool]:
+        """(rating count, mean rating, in the model) from the served model's training data."""
+        view = self._state.view
+        item = view.model.item_index_of(movie_id) if view is not None else None
+        if view is None or item is None:
+            return 0, None, False
+        mean = float(view.rating_means[item])
+        return int(view.rating_counts[item]), (None if np.isnan(mean) else mean), True
+
+    def _fold_in(
+        self,
+        view: ModelView,
+        info: ModelInfo,
+        history: tuple[IntArray, FloatArray],
+        *,
+        k: int,
+        allowed: npt.NDArray[np.bool_] | None,
+        ignored: list[int],
+        exclude_seen: bool,
+    ) -> Answer:
+        ranked = view.model.recommend_for_history(
+            *history, k=k, exclude_seen=exclude_seen, candidates=_indices(allowed)
+        )
+        return self._answer(view, info, "folded_in", ranked, history=history, ignored=ignored)
+
+    def _popular(
+        self,
+        view: ModelView,
+        info: ModelInfo,
+        *,
+        k: int,
+        allowed: npt.NDArray[np.bool_] | None,
+        seen: IntArray | None,
+        ignored: list[int] | None = None,
+    ) -> Answer:
+        top = _first_allowed(view.popular_order, allowed, seen, k)
+        items = [
+            Scored(view.row(int(i)), float(view.rating_counts[i]), "popular with everyone")
+            for i in top
+        ]
+        return Answer("popular_fallback", items, info, ignored or [])
+
+    def _answer(
+        self,
+        view: ModelView,
+        info: ModelInfo,
+        strategy: str,
+        ranked: tuple[IntArray, FloatArray],
+        *,
+        history: tuple[IntArray, FloatArray],
+        ignored: list[int],
+    ) -> Answer:
+        found, scores = ranked
+        valid = found >= 0  # -1 pads a list shorter than k
+        found, scores = found[valid], scores[valid]
+        reasons = view.reasons(found, *history)
+        items = [
+            Scored(view.row(int(i)), float(s), reason)
+            for i, s, reason in zip(found.tolist(), scores.tolist(), reasons, strict=True)
+        ]
+        return Answer(strategy, items, info, ignored)
+
+    def _history_with_overlay(
+        self, view: ModelView, user: int | None, overlay: Overlay
+    ) -> tuple[IntArray, FloatArray]:
+        """Training history (if any) with the overlay's newer ratings taking precedence."""
+        movie_ids = np.fromiter(overlay.keys(), dtype=np.int64, count=len(overlay))
+        values = np.fromiter((r for r, _ in overlay.values()), dtype=np.float32, count=len(overlay))
+        items = view.item_indices(movie_ids)
+        known = items >= 0
+        items, values = items[known], values[known]
+        if user is None:
+            return items, values
+        old_items, old_values = view.history(user)
+        keep = ~np.isin(old_items, items)
+        return (
+            np.concatenate([old_items[keep], items]),
+            np.concatenate([old_values[keep], values]).astype(np.float32),
+        )
+
+    @staticmethod
+    def _overlay_items(view: ModelView, overlay: Overlay | None) -> IntArray | None:
+        if not overlay:
+            return None
+        items = view.item_indices(np.fromiter(overlay.keys(), dtype=np.int64, count=len(overlay)))
+        return items[items >= 0]
+
+    def _checked_ratings(self, view: ModelView, ratings: list[float] | None, n: int) -> FloatArray:
+        """The history's ratings; a list of liked movies counts as the top of the scale."""
+        if ratings is None:
+            return np.full(n, view.model.rating_scale[1], dtype=np.float32)
+        values = np.asarray(ratings, dtype=np.float32)
+        self._check_scale(values)
+        return values
+
+    def _check_scale(self, values: npt.NDArray[np.floating]) -> None:
+        scale = self._state.rating_scale
+        if scale is None:
+            view = self._state.view
+            scale = view.model.rating_scale if view is not None else None
+        if scale is None:
+            return
+        low, high = scale
+        bad = (values < low) | (values > high)
+        if bad.any():
+            raise InvalidRequestError(
+                f"rating(s) outside the rating scale [{low:g}, {high:g}]: "
+                f"{sorted(set(values[bad].tolist()))[:5]}"
+            )
+
+    # ---- live ratings -----------------------------------------------------------------------
+
+    def add_ratings(self, events: list[RatingEvent]) -> int:
+        """Store ``events`` durably, then fold them into their users' next recommendations.
+
+        Raises:
+            NotFoundError: a movie the catalog lacks.
+            InvalidRequestError: a rating off the store's scale.
+            StoreError: the store refused the write (nothing is kept in memory then).
+        """
+        catalog = self._state.catalog
+        movie_ids = np.asarray([e.movie_id for e in events], dtype=np.int64)
+        missing = movie_ids[catalog.positions(movie_ids) < 0]
+        if len(missing):
+            raise NotFoundError(f"movie(s) not found: {sorted(set(missing.tolist()))[:10]}")
+        if self._state.rating_scale is None:
+            raise InvalidRequestError("the store holds no dataset yet: ingest one first")
+        self._check_scale(np.asarray([e.rating for e in events], dtype=np.float64))
+        frame = pd.DataFrame(
+            {
+                "user_id": [e.user_id for e in events],
+                "item_id": movie_ids,
+                "rating": [e.rating for e in events],
+                "timestamp": [e.timestamp for e in events],
+            }
+        )
+        stored = self.store.append_many(frame)  # durable before anything answers
+        self._remember(events)
+        return stored
+
+    def _remember(self, events: list[RatingEvent]) -> None:
+        by_user: dict[int, list[RatingEvent]] = {}
+        for event in events:
+            by_user.setdefault(event.user_id, []).append(event)
+        with self._overlay_lock:
+            for user_id, user_events in by_user.items():
+                overlay = dict(self._overlays.get(user_id, {}))
+                for event in user_events:
+                    # The store's rule: a newer (or equally new) rating replaces an older one.
+                    current = overlay.get(event.movie_id)
+                    if current is None or event.timestamp >= current[1]:
+                        overlay[event.movie_id] = (event.rating, event.timestamp)
+                # Readers hold the old mapping or the new one, never a half-updated dict.
+                self._overlays[user_id] = MappingProxyType(overlay)
+
+
+def _indices(allowed: npt.NDArray[np.bool_] | None) -> IntArray | None:
+    return None if allowed is None else np.flatnonzero(allowed)
+
+
+def _valid(found: IntArray, scores: FloatArray) -> list[tuple[int, float]]:
+    keep = found >= 0
+    return list(zip(found[keep].tolist(), scores[keep].tolist(), strict=True))
+
+
+def _first_allowed(
+    order: IntArray, allowed: npt.NDArray[np.bool_] | None, seen: IntArray | None, k: int
+) -> IntArray:
+    """The first ``k`` items of ``order`` that the filter allows and the user has not seen."""
+    if allowed is None and seen is None:
+        return order[:k]
+    keep = np.ones(len(order), dtype=bool) if allowed is None else allowed.copy()
+    if seen is not None:
+        keep[seen] = False
+    return order[keep[order]][:k]
+
+
+def _deduplicated(items: IntArray, ratings: FloatArray) -> tuple[IntArray, FloatArray]:
+    """One entry per item, the last one given winning (a client may repeat a movie)."""
+    _, first_from_end = np.unique(items[::-1], return_index=True)
+    keep = np.sort(len(items) - 1 - first_from_end)
+    return items[keep], ratings[keep]
+
+
+def _finite(value: float) -> float:
+    number = float(value)
+    return number if np.isfinite(number) else 0.0

@@ -1,0 +1,183 @@
+"""Admin routes: the API key, the registry champion and hot reload, background jobs."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from mlflow import MlflowClient
+
+from movierec.config import Settings
+from movierec.data.sources import LoadedData
+from movierec.data.store import RatingsStore
+from movierec.serving.app import create_app
+from movierec.serving.jobs import CLI_COMMANDS, JobCommands
+from tests.serving.conftest import API_KEY, Registry, quick_commands, settings_for
+
+ADMIN_ROUTES = [
+    ("POST", "/admin/reload", None),
+    ("POST", "/training", {}),
+    ("POST", "/tuning", {"model": "als", "trials": 1}),
+    ("GET", "/training/status", None),
+    ("GET", "/training/abc", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
+def test_admin_routes_need_the_key(
+    client: TestClient, method: str, path: str, body: dict[str, object] | None
+) -> None:
+    missing = client.request(method, path, json=body)
+    assert missing.status_code == 401
+    assert missing.json() == {
+        "detail": "this route needs the admin API key in the X-API-Key header"
+    }
+    wrong = client.request(method, path, json=body, headers={"X-API-Key": API_KEY + "x"})
+    assert wrong.status_code == 403
+    assert wrong.json() == {"detail": "invalid API key"}
+
+
+def test_without_a_configured_key_admin_routes_are_closed(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, api_key=None)
+    with TestClient(create_app(settings)) as client:
+        refused = client.post("/admin/reload", headers={"X-API-Key": ""})
+        assert refused.status_code == 403
+        assert "no API key is configured" in refused.json()["detail"]
+        assert client.get("/ready").status_code == 503
+        assert client.get("/ready").json() == {"detail": "not ready: no model is loaded"}
+        no_model = client.get("/users/1/recommendations")
+        assert no_model.status_code == 503
+        assert "no model is loaded" in no_model.json()["detail"]
+
+
+def test_champion_is_served_and_hot_reloaded(
+    registry: Registry, synth_data: LoadedData, tmp_path: Path
+) -> None:
+    shutil.copy(registry.data_dir / "mlflow.db", tmp_path / "mlflow.db")
+    settings = settings_for(tmp_path)
+    with RatingsStore(settings.store_url) as store:
+        store.ingest(synth_data)
+    admin = {"X-API-Key": API_KEY}
+    with TestClient(create_app(settings)) as client:
+        current = client.get("/models/current").json()
+        assert (current["source"], current["version"], current["name"]) == ("registry", 1, "als")
+        assert current["run_id"]
+        assert "ndcg@10" in current["metrics"]
+        assert current["n_users"] == 300
+        before = client.get("/users/1/recommendations").json()
+        assert before["model"] == {"name": "als", "version": 1, "source": "registry"}
+
+        same = client.post("/admin/reload", headers=admin).json()
+        assert same["changed"] is False
+        uri = settings.tracking_uri
+        MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
+            settings.registered_model, "champion", "2"
+        )
+        swapped = client.post("/admin/reload", headers=admin).json()
+        assert swapped["changed"] is True
+        assert swapped["previous"]["version"] == 1
+        assert swapped["current"]["version"] == 2
+        after = client.get("/users/1/recommendations").json()
+        assert after["model"]["version"] == 2
+        assert after["items"] != before["items"], "another seed, other factors"
+        metrics = client.get("/metrics").text
+        assert 'movierec_model_info{name="als",source="registry",version="2"} 1.0' in metrics
+        assert 'version="1"' not in metrics
+
+
+def test_a_registry_that_fails_keeps_the_served_model(
+    registry: Registry, synth_data: LoadedData, tmp_path: Path
+) -> None:
+    shutil.copy(registry.data_dir / "mlflow.db", tmp_path / "mlflow.db")
+    settings = settings_for(tmp_path)
+    with RatingsStore(settings.store_url) as store:
+        store.ingest(synth_data)
+    with TestClient(create_app(settings)) as client:
+        (tmp_path / "mlflow.db").write_bytes(b"not a database")
+        failed = client.post("/admin/reload", headers={"X-API-Key": API_KEY})
+        assert failed.status_code == 503
+        assert "cannot load the champion" in failed.json()["detail"]
+        assert client.get("/models/current").json()["version"] == 1
+
+
+def _wait_for(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/training/{job_id}", headers={"X-API-Key": API_KEY}).json()
+        if job["status"] in {"succeeded", "failed"}:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def test_a_job_runs_in_the_background(client: TestClient) -> None:
+    admin = {"X-API-Key": API_KEY}
+    started = client.post("/training", headers=admin, json={})
+    assert started.status_code == 202
+    job = started.json()
+    assert job["command"][-2:] == ["data", "stats"]
+    finished = _wait_for(client, job["job_id"])
+    assert finished["status"] == "succeeded", finished["log_tail"]
+    assert finished["exit_code"] == 0
+    assert any("610" in line for line in finished["log_tail"]), "the child saw the server's store"
+    status = client.get("/training/status", headers=admin).json()
+    assert status["running"] is None
+    assert status["last"]["job_id"] == job["job_id"]
+    assert client.get("/training/nope", headers=admin).status_code == 404
+    assert "movierec_jobs_total" in client.get("/metrics").text
+
+
+def test_one_job_at_a_time(ml_settings: Settings) -> None:
+    admin = {"X-API-Key": API_KEY}
+    with TestClient(create_app(ml_settings, job_commands=quick_commands(seconds=3))) as client:
+        first = client.post("/tuning", headers=admin, json={"model": "als", "trials": 2})
+        assert first.status_code == 202
+        second = client.post("/training", headers=admin)
+        assert second.status_code == 409
+        assert "one job at a time" in second.json()["detail"]
+        unknown = client.post("/tuning", headers=admin, json={"model": "nope", "trials": 2})
+        assert unknown.status_code == 422
+        assert _wait_for(client, first.json()["job_id"])["status"] == "succeeded"
+        assert client.post("/training", headers=admin).status_code == 202
+
+
+def test_a_failing_job_is_reported(ml_settings: Settings) -> None:
+    failing = JobCommands(
+        training=lambda _: [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"],
+        tuning=CLI_COMMANDS.tuning,
+    )
+    with TestClient(create_app(ml_settings, job_commands=failing)) as client:
+        job = client.post("/training", headers={"X-API-Key": API_KEY}).json()
+        finished = _wait_for(client, job["job_id"])
+        assert finished["status"] == "failed"
+        assert finished["exit_code"] == 3
+        assert finished["log_tail"] == ["boom"]
+
+
+def test_the_real_commands(ml_settings: Settings) -> None:
+    assert CLI_COMMANDS.training(None)[1:] == ["-m", "movierec.cli", "pipeline", "run"]
+    assert CLI_COMMANDS.training("p.yaml")[-2:] == ["--config", "p.yaml"]
+    assert CLI_COMMANDS.tuning("als", 5)[3:] == ["tune", "--model", "als", "--trials", "5"]
+
+
+@pytest.mark.slow
+def test_training_runs_the_real_pipeline(
+    ml_small: LoadedData, ml_model_dir: Path, datasets_dir: Path, tmp_path: Path
+) -> None:
+    """``movierec pipeline run`` trains, registers and promotes; the server then serves it."""
+    from tests.serving.conftest import ml_settings_in
+
+    settings = ml_settings_in(tmp_path, ml_small, ml_model_dir, datasets_dir=datasets_dir)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/models/current").json()["source"] == "local"
+        job = client.post("/training", headers={"X-API-Key": API_KEY}).json()
+        finished = _wait_for(client, job["job_id"], timeout=300)
+        assert finished["status"] == "succeeded", finished["log_tail"]
+        current = client.get("/models/current").json()
+        assert current["source"] == "registry"
+        assert current["version"] == 1

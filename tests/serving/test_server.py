@@ -1,0 +1,85 @@
+"""The API as users run it: ``serve`` starts uvicorn (uvloop, httptools) in its own process, on
+a free loopback port, and is called over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from movierec.config import Settings
+from movierec.serving.jobs import settings_environment
+from tests.serving.conftest import API_KEY
+
+pytestmark = pytest.mark.network
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _server(settings: Settings, workers: int) -> Iterator[str]:
+    port = _free_port()
+    code = (
+        "from movierec.config import Settings; from movierec.serving.app import serve; "
+        f"serve(Settings(_env_file=None), '127.0.0.1', {port}, {workers})"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=settings_environment(settings, include_secrets=True),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"the server exited: {process.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the server did not become ready in 60 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_served_over_http(ml_settings: Settings, workers: int) -> None:
+    with _server(ml_settings, workers) as url, httpx.Client(base_url=url, timeout=10) as http:
+        answers = [
+            http.get(f"/users/{user}/recommendations", params={"k": 5}) for user in (1, 2, 3)
+        ]
+        assert all(a.status_code == 200 for a in answers)
+        assert {a.json()["strategy"] for a in answers} == {"personalized"}
+        assert len(answers[0].json()["items"]) == 5
+        bad = http.post(
+            "/recommend", content=b"{oops", headers={"content-type": "application/json"}
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"].startswith("malformed JSON body")
+        too_big = http.post(
+            "/ratings", content=b" " * (ml_settings.max_body_bytes + 1),
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        assert too_big.status_code == 413
+        reload = http.post("/admin/reload", headers={"X-API-Key": API_KEY})
+        assert reload.status_code == 200
+        assert 'route="/users/{user_id}/recommendations"' in http.get("/metrics").text
