@@ -13,20 +13,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+# Airflow pins its own dependency tree (it cannot share an environment with mlflow 3): it gets a
+# venv of its own, used only by the test that loads deploy/airflow's DAG with Airflow itself.
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-airflow-3
+
+$(AIRFLOW_STAMP):
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet 'apache-airflow>=3.1,<4'
+	touch $@
+
 MOVIEREC := MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} $(BIN)/movierec
 
-## run: create the environment, load the default data set, compare models, train one, recommend
+## run: create the environment, get the data, train and register a champion, serve the API
 run: $(STAMP)
-	$(MOVIEREC) ingest movielens
-	$(MOVIEREC) snapshot
-	$(MOVIEREC) data stats
-	$(MOVIEREC) compare
-	$(MOVIEREC) train
+	$(MOVIEREC) pipeline run --config params.yaml
+	$(MOVIEREC) models list
 	$(MOVIEREC) recommend --user 1 -k 10
 	$(MOVIEREC) similar --movie 1 -k 10
+	$(MOVIEREC) serve --host $${MOVIEREC_HOST:-127.0.0.1} --port $${MOVIEREC_PORT:-8000}
 
 ## test: create the environment (with dev extras) and run lint, types and the whole test suite
-test: $(STAMP)
+test: $(STAMP) $(AIRFLOW_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
@@ -50,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/models.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache

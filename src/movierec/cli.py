@@ -32,6 +32,7 @@ from movierec.errors import MovierecError
 from movierec.evaluation.protocol import EvaluationConfig, Report
 from movierec.models import model_class
 from movierec.models.base import Recommender
+from movierec.serving import app as serving_app
 from movierec.training import experiments, tracking
 from movierec.training.pipeline import PipelineConfig, run_pipeline
 from movierec.training.scheduler import build_scheduler, retrain_if_new_ratings
@@ -472,12 +473,21 @@ def train_command(
 
 
 def _load_model(settings: Settings, name: str | None, path: Path | None) -> Recommender:
+    """The model named by a folder or family; with neither, the registry's champion if any."""
+    if name is None and path is None and _has_champion(settings):
+        return tracking.load_version_model(settings, tracking.CHAMPION)
     family = name or settings.model
     folder = path or settings.models_dir / family
     if not (folder / "config.json").exists():
         raise MovierecError(f"no saved {family} model in {folder}: run `movierec train` first")
     meta = json.loads((folder / "config.json").read_text())
     return model_class(meta.get("model", family)).load(folder)
+
+
+def _has_champion(settings: Settings) -> bool:
+    if settings.mlflow_tracking_uri is None and not (settings.data_dir / "mlflow.db").exists():
+        return False  # no embedded registry yet: do not create one just to look
+    return any(tracking.CHAMPION in v.aliases for v in tracking.list_versions(settings))
 
 
 def _movie_rows(
@@ -543,7 +553,12 @@ def _answer_movies(
 
 
 KOption = Annotated[int, typer.Option("-k", min=1, max=1000, help="How many movies.")]
-ModelDirOption = Annotated[Path | None, typer.Option("--model-dir", help="A saved model's folder.")]
+ModelDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model-dir", help="A saved model's folder; default: the registry's champion, if any."
+    ),
+]
 
 
 @app.command("recommend")
@@ -821,6 +836,23 @@ def _print_tuning(result: TuningResult) -> None:
         "part, scored once on the test part)"
     )
     console.print(f"MLflow run {result.parent_run_id}")
+
+
+@app.command("serve")
+@fails_cleanly
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve the API (FastAPI under uvicorn): the champion's recommendations, docs at /docs."""
+    settings = Settings()
+    err_console.print(
+        f"movierec API on http://{host}:{port} (docs: /docs); try:\n"
+        f"  curl 'http://{host}:{port}/users/1/recommendations?k=5'"
+    )
+    serving_app.serve(settings, host, port, workers, access_log=access_log)
 
 
 if __name__ == "__main__":  # pragma: no cover
