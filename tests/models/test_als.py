@@ -19,6 +19,16 @@ class TestALSContract(RecommenderContract):
         return ALS(factors=4, regularization=5.0, alpha=5.0, iterations=10)
 
 
+class TestALSPositionRecencyContract(RecommenderContract):
+    """Each checkerboard user's last two ratings are the other group's movies, rated 1: a
+    half-life of a few ratings rightly follows them, 10 keeps the user's own group ahead."""
+
+    def make_model(self) -> ALS:
+        return ALS(
+            factors=4, regularization=5.0, alpha=5.0, iterations=10, recency_half_life_ratings=10.0
+        )
+
+
 class TestBPRContract(RecommenderContract):
     def make_model(self) -> BPR:
         return BPR(factors=8, learning_rate=0.05, regularization=0.01, iterations=100)

@@ -17,6 +17,14 @@ class TestEASEContract(RecommenderContract):
         return EASE(regularization=10.0)
 
 
+class TestEASEPositionRecencyContract(RecommenderContract):
+    """Each checkerboard user's last two ratings are the other group's movies, rated 1: a
+    half-life of a few ratings rightly follows them, 10 keeps the user's own group ahead."""
+
+    def make_model(self) -> EASE:
+        return EASE(regularization=10.0, recency_half_life_ratings=10.0)
+
+
 def _direct_weights(data: Interactions, regularization: float) -> np.ndarray:
     binary = (data.binarize().matrix.toarray()).astype(np.float64)
     inverse = np.linalg.inv(binary.T @ binary + regularization * np.eye(data.n_items))

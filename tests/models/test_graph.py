@@ -17,6 +17,14 @@ class TestRP3betaContract(RecommenderContract):
         return RP3beta(neighbors=50)
 
 
+class TestRP3betaPositionRecencyContract(RecommenderContract):
+    """Each checkerboard user's last two ratings are the other group's movies, rated 1: a
+    half-life of a few ratings rightly follows them, 10 keeps the user's own group ahead."""
+
+    def make_model(self) -> RP3beta:
+        return RP3beta(neighbors=50, recency_half_life_ratings=10.0)
+
+
 def _dense_rp3beta(binary: npt.NDArray[np.float64], alpha: float, beta: float) -> np.ndarray:
     user_to_item = (binary / binary.sum(axis=1, keepdims=True)) ** alpha
     item_to_user = (binary.T / binary.T.sum(axis=1, keepdims=True)) ** alpha

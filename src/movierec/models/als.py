@@ -25,6 +25,15 @@ and worse on ml-latest-small (at most 0.1134); larger alphas lost everywhere. Th
 1-2%, within a few seed spreads, and weighting needs timestamps, so it stays off by default. A
 folded-in history has no timestamps and is weighted 1.
 
+Opt-in recency by position (``recency_half_life_ratings``) leaves the item factors as fitted and
+solves every user's factors once more, after training, with each confidence also multiplied by
+``2^(-n_later/half_life)`` (``n_later``: how many of the user's ratings came later): the user's
+taste is read from their latest ratings. On the validation splits (30-day age half-life, one
+seed) a half-life of 3 ratings raised NDCG@10 from 0.113 to 0.124 (ml-latest-small) and from
+0.158 to 0.203 (ml-100k); adding 1 to every such confidence, so old ratings still count as seen,
+scored lower (0.119 and 0.167). Off by default (it needs timestamps); the blend uses it. A
+folded-in history is weighted by its order, the latest last.
+
 Fold-in of a new user solves the ALS user step in closed form with the item factors frozen::
 
     x_u = (V^T V + V_h^T (C_h - I) V_h + reg I)^-1 V_h^T c_h
@@ -47,7 +56,12 @@ from threadpoolctl import threadpool_limits
 
 from movierec.data.interactions import Interactions
 from movierec.models.base import ModelConfig, ModelError, Recommender
-from movierec.models.weighting import RecencyConfig, interaction_weights
+from movierec.models.weighting import (
+    RecencyConfig,
+    history_weights,
+    interaction_weights,
+    position_weights,
+)
 
 
 class FactorConfig(ModelConfig):
@@ -113,12 +127,14 @@ class _FactorModel(Recommender):
         trainer_class: Any,
         confidence: sp.csr_matrix,
         attributes: dict[str, Any] | None = None,
+        user_confidence: sp.csr_matrix | None = None,
         **params: Any,
     ) -> None:
         """Fit ``trainer_class(**params)`` (an ``implicit`` model) and keep its factors.
 
         ``attributes`` are set on the trainer after construction, for options implicit does not
-        take as arguments.
+        take as arguments. With ``user_confidence``, every user's factors are solved once more
+        from it after training, the item factors held fixed (implicit's exact user step).
         """
         # implicit parallelizes itself, and warns (on creation and fit) when BLAS does too.
         with threadpool_limits(limits=1, user_api="blas"):
@@ -133,7 +149,12 @@ class _FactorModel(Recommender):
             for name, value in (attributes or {}).items():
                 setattr(trainer, name, value)
             trainer.fit(confidence, show_progress=False)
-        self.user_factors = np.ascontiguousarray(trainer.user_factors, dtype=np.float32)
+            users = (
+                trainer.user_factors
+                if user_confidence is None
+                else trainer.recalculate_user(np.arange(confidence.shape[0]), user_confidence)
+            )
+        self.user_factors = np.ascontiguousarray(users, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(trainer.item_factors, dtype=np.float32)
 
     def _score_users(self, users: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
@@ -203,10 +224,15 @@ class ALS(_FactorModel):
 
         matrix = interactions.matrix
         recency = interaction_weights(interactions, self.config.recency_half_life_days)
+        confidence = self._confidence(matrix.data, recency)
+        half_life = self.config.recency_half_life_ratings
         self._train(
             AlternatingLeastSquares,
-            _writable_csr(matrix, self._confidence(matrix.data, recency)),
+            _writable_csr(matrix, confidence),
             {"cg_steps": self.config.cg_steps},
+            user_confidence=None
+            if half_life is None
+            else _writable_csr(matrix, confidence * position_weights(interactions, half_life)),
             regularization=self.config.regularization,
             alpha=1.0,  # the confidence matrix is passed in whole
         )
@@ -214,7 +240,13 @@ class ALS(_FactorModel):
     def _score_history(
         self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
-        return self._fold_in(items, self._confidence(ratings), self.config.regularization)
+        half_life = self.config.recency_half_life_ratings
+        if half_life is None:
+            return self._fold_in(items, self._confidence(ratings), self.config.regularization)
+        # Each distinct item once, at its latest position and with that rating.
+        distinct, latest, weights = history_weights(items, half_life)
+        confidence = self._confidence(ratings[latest]) * weights
+        return self._fold_in(distinct, confidence, self.config.regularization)
 
 
 class BPR(_FactorModel):

@@ -15,6 +15,12 @@ replaces the ones of ``X`` by recency weights, in the Gram matrix and in the sco
 validation splits a 180-day half-life raised NDCG@10 by 2% (ml-latest-small) and 1% (ml-100k);
 it stays off by default because it needs timestamps.
 
+Opt-in recency by position (``recency_half_life_ratings``) weights only the scored rows, the
+user's profile, by how many of their ratings came later; ``B`` is fitted as before. On the
+validation splits a half-life of 3 ratings raised NDCG@10 from 0.112 to 0.124 (ml-latest-small)
+and from 0.148 to 0.182 (ml-100k) at lambda 500. It stays off by default (it needs timestamps);
+the blend uses it. A folded-in history is taken in the order given, the latest last.
+
 Opt-in EDLAE (``dropout = p``; Steck, "Autoencoders that don't overfit towards the identity",
 NeurIPS 2020, full rank with the zero diagonal) is the same closed form with a per-item penalty
 ``Lambda = lambda I + p / (1 - p) * diag(X^T X)``: dropout regularizes popular items harder.
@@ -42,7 +48,12 @@ from scipy.linalg import lapack
 
 from movierec.data.interactions import Interactions
 from movierec.models.base import ModelConfig, ModelError, Recommender
-from movierec.models.weighting import RecencyConfig, interaction_weights
+from movierec.models.weighting import (
+    RecencyConfig,
+    history_weights,
+    interaction_weights,
+    scored_row_weights,
+)
 
 
 class EASEConfig(ModelConfig, RecencyConfig):
@@ -84,9 +95,10 @@ class EASE(Recommender):
                 f"that is over max_items={self.config.max_items:,}: raise it if memory allows, "
                 "or use item_knn or als"
             )
-        self.row_weights = interaction_weights(interactions, self.config.recency_half_life_days)
         matrix = interactions.matrix
-        weighted = sp.csr_matrix((self.row_weights, matrix.indices, matrix.indptr), matrix.shape)
+        gram_weights = interaction_weights(interactions, self.config.recency_half_life_days)
+        weighted = sp.csr_matrix((gram_weights, matrix.indices, matrix.indptr), matrix.shape)
+        self.row_weights = scored_row_weights(interactions, self.config)
         gram = np.asarray((weighted.T @ weighted).toarray(), dtype=np.float32)
         self.weights = ease_weights(gram, self.config.regularization, self.config.dropout)
 
@@ -97,7 +109,7 @@ class EASE(Recommender):
 
     def _score_users(self, users: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         seen = self._seen()
-        # Structure only (a stored 0 is still a rating), valued 1 or by recency.
+        # Structure only (a stored 0 is still a rating), valued 1 or by recency (age, position).
         weights = np.ones(seen.nnz, np.float32) if self.row_weights is None else self.row_weights
         rows = sp.csr_matrix((weights, seen.indices, seen.indptr), seen.shape)[users]
         return np.asarray(rows @ self._b(), dtype=np.float32)
@@ -105,8 +117,9 @@ class EASE(Recommender):
     def _score_history(
         self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
-        # Binarized like the training rows; a repeated item counts once.
-        return self._b()[np.unique(items)].sum(axis=0, dtype=np.float32)
+        # Binarized like the training rows; a repeated item counts once, at its latest position.
+        distinct, _, weights = history_weights(items, self.config.recency_half_life_ratings)
+        return np.asarray(weights @ self._b()[distinct], dtype=np.float32)
 
     def _similar_scores(self, item: int) -> npt.NDArray[np.float32]:
         # Row i of B: how much having seen item i raises every other item's score.

@@ -9,6 +9,21 @@ predict those better than the ones from years before. A model opting in through
 where ``age_days`` is measured back from the *same user's* latest rating, so every user's latest
 rating weighs 1 whatever the calendar date (a user who left in 2003 is not faded to nothing
 against one active yesterday).
+
+A second, independent option weights a user's *profile* (the row a model scores at
+recommendation time, not the data the item model is fitted on) by sequence position::
+
+    w = 2 ** (-n_later / half_life_ratings)
+
+where ``n_later`` counts the same user's ratings with a strictly later timestamp (ratings at the
+same second share a weight). Users rate in sessions, and the next movies they rate follow their
+last few ratings far more than their whole history: on the validation splits (each user's latest
+20% of their training ratings) a half-life of 3 ratings raised the blend's NDCG@10 from 0.115 to
+0.126 (ml-latest-small) and from 0.158 to 0.203 (ml-100k); see
+:class:`movierec.models.hybrid.BlendConfig`. Weighting the data the item model is fitted on as
+well scored lower (EASE at half-lives of 25, 50 and 100 ratings: 0.101 to 0.105 on
+ml-latest-small against 0.108 to 0.110 for the profile alone), so only the profile is weighted.
+A folded-in history has no timestamps: its items are taken in the order given, the latest last.
 """
 
 from __future__ import annotations
@@ -21,6 +36,7 @@ from movierec.data.interactions import Interactions
 from movierec.models.base import ModelError
 
 SECONDS_PER_DAY = 86_400.0
+FloatArray = npt.NDArray[np.float32]
 
 
 class RecencyConfig(BaseModel):
@@ -31,6 +47,12 @@ class RecencyConfig(BaseModel):
         gt=0,
         description="Weight each rating by 2^(-age/half-life), age from the user's latest "
         "rating; None weighs every rating 1.",
+    )
+    recency_half_life_ratings: float | None = Field(
+        default=None,
+        gt=0,
+        description="Weight each rating in the user's scored profile by 2^(-n/half-life), n the "
+        "number of the user's later ratings; None weighs every rating 1.",
     )
 
 
@@ -60,3 +82,55 @@ def interaction_weights(
     if half_life_days is None:
         return np.ones(interactions.nnz, dtype=np.float32)
     return recency_weights(interactions, half_life_days)
+
+
+def position_weights(interactions: Interactions, half_life_ratings: float) -> FloatArray:
+    """One weight per stored rating (CSR order), ``2^(-n_later/half_life)``.
+
+    ``n_later`` is the number of the same user's ratings with a strictly later timestamp.
+
+    Raises:
+        ModelError: When the interactions carry no timestamps.
+    """
+    if interactions.timestamps is None:
+        raise ModelError("recency weighting needs timestamps, and these ratings have none")
+    times = interactions.timestamps.data.astype(np.int64)
+    indptr = interactions.timestamps.indptr
+    users = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    order = np.lexsort((times, users))  # CSR rows are grouped, so each user keeps its block
+    sorted_times, sorted_users = times[order], users[order]
+    starts_run = np.ones(len(order), dtype=bool)
+    starts_run[1:] = (sorted_users[1:] != sorted_users[:-1]) | (
+        sorted_times[1:] != sorted_times[:-1]
+    )
+    run_ends = np.append(np.flatnonzero(starts_run)[1:], len(order)) - 1
+    last_of_run = run_ends[np.cumsum(starts_run) - 1]
+    n_later = np.empty(len(order), dtype=np.float64)
+    n_later[order] = indptr[1:][sorted_users] - 1 - last_of_run
+    return np.exp2(-n_later / half_life_ratings).astype(np.float32)
+
+
+def history_weights(
+    items: npt.NDArray[np.int64], half_life_ratings: float | None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
+    """A folded-in history given in rating order (the latest last), as a profile.
+
+    Returns:
+        The distinct items, the position in ``items`` of each one's latest occurrence, and
+        its weight ``2^(-n_later/half_life)`` (1 when ``half_life_ratings`` is None), with
+        ``n_later`` the number of history entries after that occurrence.
+    """
+    distinct, from_end = np.unique(items[::-1], return_index=True)
+    latest = len(items) - 1 - from_end
+    if half_life_ratings is None:
+        return distinct, latest, np.ones(len(distinct), dtype=np.float32)
+    return distinct, latest, np.exp2(-from_end / half_life_ratings).astype(np.float32)
+
+
+def scored_row_weights(interactions: Interactions, config: RecencyConfig) -> FloatArray:
+    """Weights of the scored user rows: recency by age times recency by position (each 1 when
+    off)."""
+    weights = interaction_weights(interactions, config.recency_half_life_days)
+    if config.recency_half_life_ratings is not None:
+        weights = weights * position_weights(interactions, config.recency_half_life_ratings)
+    return weights
