@@ -232,3 +232,15 @@ def test_models_commands_list_show_promote_and_roll_back(
     missing = runner.invoke(app, ["models", "show", "99"])
     assert missing.exit_code == 1
     assert "error:" in missing.output
+
+
+def test_fingerprint_sees_every_parameter_default_included(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    implicit_default = PipelineConfig(models=[ModelSpec(model="als")])
+    default = ModelSpec(model="als").resolved()["config"]["factors"]
+    explicit_default = PipelineConfig(models=[ModelSpec(model="als", params={"factors": default})])
+    other = PipelineConfig(models=[ModelSpec(model="als", params={"factors": default + 1})])
+    same = implicit_default.fingerprint("abc", settings)
+    assert explicit_default.fingerprint("abc", settings) == same
+    assert other.fingerprint("abc", settings) != same
+    assert implicit_default.fingerprint("abd", settings) != same

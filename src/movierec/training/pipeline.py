@@ -72,8 +72,13 @@ class ModelSpec(BaseModel):
     @model_validator(mode="after")
     def _valid_params(self) -> Self:
         # Checked here, so a typo fails when the config is read, not after an hour of training.
-        model_class(self.model).config_class(**self.params)
+        self.resolved()
         return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The family and its complete config: the given parameters and every default."""
+        config = model_class(self.model).config_class(**self.params)
+        return {"model": self.model, "config": config.model_dump(mode="json")}
 
 
 class EvaluationSpec(BaseModel):
@@ -135,7 +140,9 @@ class PipelineConfig(BaseModel):
         """What identifies a run: the data, this config, the promotion rule and the code."""
         identity = {
             "snapshot": snapshot_hash,
-            "config": self.model_dump(mode="json"),
+            "config": self.model_dump(mode="json", exclude={"models"}),
+            # Every parameter with its default: a new default is a new model, so a new run.
+            "models": [spec.resolved() for spec in self.models],
             "metric": settings.primary_metric,
             "margin": settings.promotion_margin,
             "registered_model": settings.registered_model,
