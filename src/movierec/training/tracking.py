@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import math
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -54,6 +55,10 @@ from movierec.errors import MovierecError
 from movierec.evaluation.protocol import EvaluationConfig, Report, evaluate
 from movierec.models import model_class
 from movierec.models.base import Recommender
+
+# MLflow draws a progress bar for every artifact download (logging validates the model by
+# loading it back): noise in CLI output and logs. An explicit setting still wins.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -303,7 +308,7 @@ def track_training(
     """
     folder = model_dir or settings.models_dir / model.name
     save_with_report(model, report, folder)
-    return log_saved_model(settings, folder, register_model=register_model, tags=tags)
+    return log_saved_model(settings, folder, register_model=register_model, tags=tags, loaded=model)
 
 
 def save_with_report(model: Recommender, report: Report, folder: Path) -> None:
@@ -318,14 +323,16 @@ def log_saved_model(
     *,
     register_model: bool = True,
     tags: dict[str, str] | None = None,
+    loaded: Recommender | None = None,
 ) -> TrackedRun:
     """Log a model folder written by :func:`track_training` (model + ``report.json``).
 
-    ``tags`` go on the run.
+    ``tags`` go on the run. ``loaded`` is the folder's model when the caller holds it already
+    (reading a large model back from disk costs a noticeable share of the logging time).
     """
     report = _read_report(model_dir)
     family = json.loads((model_dir / "config.json").read_text())["model"]
-    model = model_class(family).load(model_dir)
+    model = loaded if loaded is not None else model_class(family).load(model_dir)
     hint = f"; the model is kept in {model_dir}: log it later with log_saved_model"
     with _tracking_errors(settings, "log the training run", hint):
         client = _client(settings)
