@@ -262,14 +262,16 @@ class _TrainingStages:
         """Every configured model on the same split, best first; each a child run."""
         metric, result = self.settings.primary_metric, self.result
         eval_config = self.config.evaluation.config()
-        with self.timer("evaluate"), self._parent_run():
+        with self._parent_run():
             for spec in self.config.models:
-                report = evaluate_model(self.experiment, spec.model, spec.params, eval_config)
+                with self.timer("evaluate"):
+                    report = evaluate_model(self.experiment, spec.model, spec.params, eval_config)
                 report.data["snapshot_hash"] = result.snapshot_hash
                 self.say(f"{spec.model}: {metric} {report.metrics.get(metric, math.nan):.4f}")
                 result.leaderboard.append(report)
                 if self.config.track:
-                    _log_evaluation(report)
+                    with self.timer("track"):
+                        _log_evaluation(report)
         result.leaderboard.sort(key=lambda r: _rank_key(r, metric))
         if not math.isfinite(result.leaderboard[0].metrics.get(metric, math.nan)):
             raise ConfigError(f"no configured model produced {metric}: nothing can be promoted")
@@ -281,16 +283,16 @@ class _TrainingStages:
         if not self.config.track:
             yield
             return
-        with tracking._tracking_errors(self.settings, "start the pipeline run"):
+        with self.timer("track"), tracking._tracking_errors(self.settings, "start the pipeline"):
             experiment_id = tracking.experiment_id(self.settings)
             run = mlflow.start_run(experiment_id=experiment_id, run_name="pipeline")
-        with run:
             mlflow.set_tags(
                 {FINGERPRINT_TAG: self.result.fingerprint, "movierec.stage": "pipeline"}
             )
             mlflow.log_params(
                 {"protocol": self.config.protocol, "dataset": str(self.config.dataset)}
             )
+        with run:
             yield
 
     def publish(self) -> None:
@@ -300,18 +302,18 @@ class _TrainingStages:
         with self.timer("fit_final"):
             model = create_model(best.model, **best.params).fit(self.experiment.interactions)
         result.model_dir = folder
-        if not self.config.track:
+        with self.timer("save"):
             tracking.save_with_report(model, best, folder)
+        if not self.config.track:
             self.say(f"saved {best.model} to {folder} (tracking off)")
             return
         with self.timer("log"):
-            run = tracking.track_training(
+            run = tracking.log_saved_model(
                 self.settings,
-                model,
-                best,
                 folder,
                 register_model=self.config.registry,
                 tags={FINGERPRINT_TAG: result.fingerprint},
+                loaded=model,
             )
         result.version = run.model_version
         if run.model_version is not None:
