@@ -7,9 +7,8 @@
 2. Tracking overhead: the same pipeline in-process with tracking off (the winner only saved to
    disk) and on (child runs, the model logged as a pyfunc, plots, registry, promotion), each in
    a fresh data dir (the tracking store's tables created before the clock starts: a one-time
-   set-up), alternated ``--repeats`` times. The overhead is the tracking stages' share within
-   each tracked run (robust to the load of a shared machine), beside the ratio of whole runs.
-   Target: < 10%.
+   set-up), alternated ``--repeats`` times. The overhead is the tracking stages' share of the
+   fastest tracked run, beside the ratio of the fastest whole runs. Target: < 10%.
 
     python benchmarks/pipeline.py --datasets-dir ../shared/datasets [--repeats 2]
 """
@@ -18,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,29 +78,26 @@ def main() -> None:
     print(f"movierec pipeline run, fresh: {first:.1f} s (target < 120 s: {verdict})")
     print(f"movierec pipeline run, unchanged data and params (no-op): {again:.1f} s")
 
-    timings: dict[bool, list[float]] = {False: [], True: []}
-    shares: list[float] = []
+    # Best of N: on a shared machine the fastest run is the one least slowed by others.
+    best: dict[bool, tuple[float, dict[str, float]]] = {}
     for _ in range(args.repeats):
         for track in (False, True):
             with tempfile.TemporaryDirectory() as scratch:
                 seconds, stages = _in_process(Path(scratch), datasets_dir, track=track)
-            timings[track].append(seconds)
             shown = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
             print(f"  tracking {'on ' if track else 'off'}: {seconds:.1f} s ({shown})")
-            if track:
-                tracked = sum(stages.get(stage, 0.0) for stage in TRACKING_STAGES)
-                shares.append(tracked / (sum(stages.values()) - tracked))
-    overhead = statistics.median(shares)
-    verdict = "PASS" if overhead < 0.10 else "FAIL"
+            if track not in best or seconds < best[track][0]:
+                best[track] = (seconds, stages)
+    on, stages = best[True]
+    off = best[False][0]
+    tracked = sum(stages.get(stage, 0.0) for stage in TRACKING_STAGES)
+    share = tracked / (sum(stages.values()) - tracked)
+    verdict = "PASS" if share < 0.10 else "FAIL"
     print(
-        f"tracking overhead, within each tracked run ({' + '.join(TRACKING_STAGES)} over the "
-        f"rest): +{overhead:.1%} (median of {len(shares)}; target < 10%: {verdict})"
+        f"tracking overhead in the fastest tracked run ({' + '.join(TRACKING_STAGES)} = "
+        f"{tracked:.1f} s over the other stages): +{share:.1%} (target < 10%: {verdict})"
     )
-    off, on = statistics.median(timings[False]), statistics.median(timings[True])
-    print(
-        f"whole runs, tracking on / off: {on:.1f} s / {off:.1f} s = {on / off:.3f}x "
-        "(separate runs: moves with the machine's load; the in-run share above does not)"
-    )
+    print(f"fastest whole runs, tracking on / off: {on:.1f} s / {off:.1f} s = {on / off:.3f}x")
 
 
 if __name__ == "__main__":
