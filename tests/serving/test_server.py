@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from movierec.config import Settings
 from movierec.serving.jobs import settings_environment
@@ -83,3 +85,42 @@ def test_served_over_http(ml_settings: Settings, workers: int) -> None:
         reload = http.post("/admin/reload", headers={"X-API-Key": API_KEY})
         assert reload.status_code == 200
         assert 'route="/users/{user_id}/recommendations"' in http.get("/metrics").text
+
+
+def test_metrics_add_up_across_workers(ml_settings: Settings) -> None:
+    """With 2 workers /metrics counts every worker's requests, whichever one answers it."""
+    requests = 40
+    with _server(ml_settings, workers=2) as url:
+
+        def one(user: int) -> int:
+            # A new connection per request, several at once: both workers get to answer.
+            return httpx.get(f"{url}/users/{user}/recommendations", timeout=10).status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(one, [1 + i % 5 for i in range(requests)]))
+        assert statuses == [200] * requests
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    route = "/users/{user_id}/recommendations"
+    served = [
+        s.value
+        for s in samples
+        if s.name == "movierec_http_requests_total" and s.labels.get("route") == route
+    ]
+    assert sum(served) == requests
+    latency = [
+        s.value
+        for s in samples
+        if s.name == "movierec_http_request_duration_seconds_count"
+        and s.labels.get("route") == route
+    ]
+    assert latency == [requests]
+    personalized = [
+        s.value
+        for s in samples
+        if s.name == "movierec_recommendations_total" and s.labels == {"strategy": "personalized"}
+    ]
+    assert personalized == [requests]
+    # The served model is reported by each worker, both of them.
+    models = {s.labels["pid"] for s in samples if s.name == "movierec_model_info" and s.value == 1}
+    assert len(models) == 2

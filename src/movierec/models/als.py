@@ -63,6 +63,8 @@ from movierec.models.weighting import (
     position_weights,
 )
 
+Float64s = npt.NDArray[np.float64]
+
 
 class FactorConfig(ModelConfig):
     """Settings shared by the factorization models."""
@@ -116,6 +118,10 @@ class _FactorModel(Recommender):
         super().__init__(config, **params)
         self.user_factors: npt.NDArray[np.float32] | None = None
         self.item_factors: npt.NDArray[np.float32] | None = None
+        # The item factors it was computed from, then _fold_in_terms' result.
+        self._fold_in_cache: (
+            tuple[npt.NDArray[np.float32], Float64s, Float64s, Float64s, Float64s] | None
+        ) = None
 
     def _factors(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         if self.user_factors is None or self.item_factors is None:
@@ -165,20 +171,32 @@ class _FactorModel(Recommender):
         self, items: npt.NDArray[np.int64], confidence: npt.NDArray[np.float32], reg: float
     ) -> npt.NDArray[np.float32]:
         """Scores of a user solved from ``items`` with ``confidence`` (the ALS user step)."""
-        _, item_factors = self._factors()
-        factors = item_factors.astype(np.float64)
-        offset = np.zeros(len(factors))
-        if self.has_bias:
-            offset, factors = factors[:, -1], factors[:, :-1]
+        factors, offset, gram, factors_offset = self._fold_in_terms()
         history, weights = factors[items], confidence.astype(np.float64)
         # Unobserved items: target 0 - offset at confidence 1; history items: 1 - offset at c.
-        lhs = factors.T @ factors + (history.T * (weights - 1.0)) @ history
+        lhs = gram + (history.T * (weights - 1.0)) @ history
         lhs[np.diag_indices_from(lhs)] += reg
-        rhs = (
-            history.T @ weights - factors.T @ offset - (history.T * (weights - 1.0)) @ offset[items]
-        )
+        rhs = history.T @ weights - factors_offset - (history.T * (weights - 1.0)) @ offset[items]
         user = np.linalg.solve(lhs, rhs)
         return (factors @ user + offset).astype(np.float32)
+
+    def _fold_in_terms(self) -> tuple[Float64s, Float64s, Float64s, Float64s]:
+        """The item factors ``V`` and ``offset`` in float64, ``V^T V`` and ``V^T offset``.
+
+        They depend on the item factors alone, so they are computed once per set of factors:
+        at 27k items the Gram matrix alone took ~7 ms of a ~7.5 ms fold-in.
+        """
+        _, item_factors = self._factors()
+        cached = self._fold_in_cache
+        if cached is None or cached[0] is not item_factors:
+            factors = item_factors.astype(np.float64)
+            offset = np.zeros(len(factors))
+            if self.has_bias:
+                offset = factors[:, -1].copy()
+                factors = np.ascontiguousarray(factors[:, :-1])
+            cached = (item_factors, factors, offset, factors.T @ factors, factors.T @ offset)
+            self._fold_in_cache = cached
+        return cached[1], cached[2], cached[3], cached[4]
 
     def _item_vectors(self) -> npt.NDArray[np.float32] | None:
         _, item_factors = self._factors()

@@ -75,6 +75,7 @@ class Recommender(ABC):
         self.user_items: sp.csr_matrix | None = None
         self.rating_scale: tuple[float, float] = (0.0, 1.0)
         self._item_users: sp.csc_matrix | None = None  # built on first similar_items call
+        self._item_norms: npt.NDArray[np.float32] | None = None  # likewise
 
     # ---- training -------------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ class Recommender(ABC):
         self.user_items = interactions.matrix.tocsr()
         self.rating_scale = interactions.rating_scale
         self._item_users = None
+        self._item_norms = None
         self._fit(interactions)
         return self
 
@@ -114,8 +116,12 @@ class Recommender(ABC):
         vectors = self._item_vectors()
         if vectors is None:
             return cooccurrence_cosine(self._seen(), self._seen_by_item(), item)
-        norms = np.linalg.norm(vectors, axis=1)
-        norms[norms == 0] = 1.0
+        if self._item_norms is None:
+            # Computed once: they cost several times the product itself, for every call.
+            norms = np.linalg.norm(vectors, axis=1)
+            norms[norms == 0] = 1.0
+            self._item_norms = norms
+        norms = self._item_norms
         return ((vectors @ vectors[item]) / (norms * norms[item])).astype(np.float32)
 
     def _predict(
@@ -156,7 +162,13 @@ class Recommender(ABC):
         for start in range(0, len(batch), rows_per_batch):
             chunk = batch[start : start + rows_per_batch]
             scores = self._score_users(chunk).astype(np.float32, copy=False)
-            if exclude_seen:
+            if exclude_seen and len(chunk) == 1:
+                # One user (every API request): a slice of the CSR arrays, several times
+                # cheaper than scipy's row indexing.
+                seen = self._seen()
+                first, last = seen.indptr[chunk[0]], seen.indptr[chunk[0] + 1]
+                scores[0, seen.indices[first:last]] = -np.inf
+            elif exclude_seen:
                 mask_rows(scores, self._seen()[chunk])
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf

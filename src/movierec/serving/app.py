@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,9 +19,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from threadpoolctl import threadpool_limits
 
 from movierec import __version__
 from movierec.config import Settings
@@ -54,6 +56,7 @@ from movierec.serving.service import (
     RecommenderService,
 )
 from movierec.serving.users import ServingStore
+from movierec.serving.workers import MULTIPROCESS_DIR, uvicorn_options
 
 logger = logging.getLogger("movierec.serving")
 
@@ -79,12 +82,13 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = await run_in_threadpool(_start_service, settings, metrics)
         app.state.service = service
-        app.state.jobs = JobRunner(settings_environment(settings), _after_job(service))
+        app.state.jobs = JobRunner(_job_environment(settings), _after_job(service))
         try:
             yield
         finally:
             app.state.jobs.stop()
             service.store.close()
+            metrics.close()
 
     app = FastAPI(
         title="movierec",
@@ -102,7 +106,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     # The last added runs first: the size limit applies before anything reads a body, and
     # the metrics see every answer, 413s included.
@@ -130,6 +134,13 @@ def _start_service(settings: Settings, metrics: Metrics) -> RecommenderService:
     except ModelUnavailableError as exc:
         logger.warning("starting without a model (not ready): %s", exc)
     return service
+
+
+def _job_environment(settings: Settings) -> dict[str, str]:
+    # A job's metrics (if it made any) are no part of the server's: keep them out of its files.
+    env = settings_environment(settings)
+    env.pop(MULTIPROCESS_DIR, None)
+    return env
 
 
 def _after_job(service: RecommenderService) -> Callable[[Job], str | None]:
@@ -199,7 +210,18 @@ def validation_message(errors: Any) -> str:
 
 def create_app_from_environment() -> FastAPI:
     """The app for the ``MOVIEREC_*`` environment: the factory each uvicorn worker calls."""
+    single_threaded_blas()
     return create_app(Settings())
+
+
+def single_threaded_blas() -> None:
+    """Limit this serving process's BLAS to one thread.
+
+    A request scores one user (a 64 x 27k product, ~0.15 ms): threads gain nothing there, and
+    with several requests, workers or other programs on the cores, BLAS threads spinning for
+    each other made a recommendation 4 to 10 times slower (measured on 2 cores).
+    """
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def serve(
@@ -212,26 +234,19 @@ def serve(
 ) -> None:
     """Run the API under uvicorn (uvloop and httptools).
 
-    One worker serves the given ``settings`` object. Several workers are separate processes
-    that each build the app from an import string; ``settings`` reach them as ``MOVIEREC_*``
-    environment variables. Access logs are off by default: ``/metrics`` counts every request,
-    and a log line per request costs a noticeable share of throughput.
+    One worker serves the given ``settings`` object in this process. Several workers are
+    separate processes that each build the app from an import string: this process becomes
+    their supervisor, :mod:`movierec.serving.workers` (``exec``: it never returns), and
+    ``settings`` reach the workers as ``MOVIEREC_*`` environment variables. Access logs are
+    off by default: ``/metrics`` counts every request, and a log line per request costs a
+    noticeable share of throughput.
     """
-    options: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "access_log": access_log,
-        "timeout_graceful_shutdown": 30,
-    }
     if workers <= 1:
-        uvicorn.run(create_app(settings), **options)
+        single_threaded_blas()
+        uvicorn.run(create_app(settings), **uvicorn_options(host, port, access_log=access_log))
         return
     os.environ.update(settings_environment(settings, include_secrets=True))
-    uvicorn.run(
-        "movierec.serving.app:create_app_from_environment",
-        factory=True,
-        workers=workers,
-        **options,
-    )
+    command = [sys.executable, "-m", "movierec.serving.workers", host, str(port), str(workers)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command + (["--access-log"] if access_log else []))

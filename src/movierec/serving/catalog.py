@@ -6,7 +6,7 @@ arrays; no request queries the database for catalog data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -121,6 +121,9 @@ class ModelView:
     bayesian_order: IntArray  # item indices, best shrunk mean rating first
     unit_vectors: npt.NDArray[np.float32] | None  # for "because you liked X", where available
     liked_threshold: float
+    # Rows built so far, by model item: a request needs 10 to 20, and building one costs more
+    # than the rest of its share of the answer. Filled as requests come (at most one per item).
+    _rows: dict[int, MovieRow] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, model: Recommender, catalog: Catalog) -> ModelView:
@@ -148,7 +151,16 @@ class ModelView:
         )
 
     def row(self, item: int) -> MovieRow:
-        """The catalog row of model item ``item`` ("Item <id>" if the store lacks the movie)."""
+        """The catalog row of model item ``item`` ("Item <id>" if the store lacks the movie).
+
+        Shared between requests: never mutate it (or its genres).
+        """
+        row = self._rows.get(item)
+        if row is None:
+            row = self._rows[item] = self._build_row(item)
+        return row
+
+    def _build_row(self, item: int) -> MovieRow:
         position = int(self.catalog_rows[item])
         if position >= 0:
             return self.catalog.row(position)

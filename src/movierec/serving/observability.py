@@ -1,14 +1,32 @@
 """Prometheus metrics (one registry per app, so apps and tests never share counters) and the
-middleware that times every request by its route template."""
+middleware that times every request by its route template.
+
+Several uvicorn workers are separate processes, each with its own counters: their supervisor
+(:mod:`movierec.serving.workers`) then sets ``PROMETHEUS_MULTIPROC_DIR`` (a fresh folder per
+server start) before the workers start, every value lives in a memory-mapped file there, and
+``/metrics`` adds up all the workers' files (prometheus-client's multiprocess mode). The gauges
+of the served model are per worker (a ``pid`` label): a reload reaches only the worker that
+answered it.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from movierec.serving.workers import MULTIPROCESS_DIR
 
 logger = logging.getLogger("movierec.serving")
 
@@ -22,6 +40,9 @@ class Metrics:
     """Every metric the API exports."""
 
     def __init__(self) -> None:
+        # prometheus-client picks its value storage from the environment when first imported;
+        # a worker inherits the variable from its supervisor, so the two always agree.
+        self.multiprocess = MULTIPROCESS_DIR in os.environ
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -42,13 +63,17 @@ class Metrics:
             "The served model (value 1).",
             ["name", "version", "source"],
             registry=r,
+            multiprocess_mode="liveall",
         )
         self.model_load_seconds = Gauge(
-            "movierec_model_load_seconds", "Seconds the served model took to load.", registry=r
+            "movierec_model_load_seconds",
+            "Seconds the served model took to load.",
+            registry=r,
+            multiprocess_mode="liveall",
         )
         self.model_loaded_at = Gauge(
             "movierec_model_loaded_timestamp_seconds", "When the served model was loaded.",
-            registry=r,
+            registry=r, multiprocess_mode="liveall",
         )  # fmt: skip
         self.ratings = Counter(
             "movierec_ratings_ingested", "Ratings stored through the API.", registry=r
@@ -56,13 +81,34 @@ class Metrics:
         self.jobs = Counter(
             "movierec_jobs", "Background jobs started or finished.", ["kind", "status"], registry=r
         )
+        self._model_labels: tuple[str, str, str] | None = None
 
     def model_loaded(self, name: str, version: int | None, source: str, seconds: float,
                      loaded_at: float) -> None:  # fmt: skip
-        self.model_info.clear()
-        self.model_info.labels(name, "none" if version is None else str(version), source).set(1)
+        labels = (name, "none" if version is None else str(version), source)
+        previous, self._model_labels = self._model_labels, labels
+        if previous is not None and previous != labels:
+            if self.multiprocess:
+                # A series cannot be removed from the shared files: 0 says it is not served.
+                self.model_info.labels(*previous).set(0)
+            else:
+                self.model_info.remove(*previous)
+        self.model_info.labels(*labels).set(1)
         self.model_load_seconds.set(seconds)
         self.model_loaded_at.set(loaded_at)
+
+    def exposition(self) -> bytes:
+        """The text ``/metrics`` answers: this app's metrics, or every worker's added up."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """Drop this process's per-worker gauges from the shared files (a worker stopping)."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())
 
 
 class MetricsMiddleware:

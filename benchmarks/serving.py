@@ -1,0 +1,672 @@
+"""Serving benchmark: the HTTP API under load from wrk, against ``movierec serve`` on loopback.
+
+A model trained on synthetic ratings with MovieLens-20M's shape (ALS, 64 factors, 15 iterations)
+is served as users run it (``movierec serve --port P --workers W``: uvicorn, uvloop, httptools)
+and loaded by `wrk <https://github.com/wg/wrk>`_ (a Lua script picks a random user, movie or
+history for every request) on three routes, each at concurrency 1 and 32:
+
+* ``user``: ``GET /users/{id}/recommendations?k=10`` for random users of the model;
+* ``anonymous``: ``POST /recommend/anonymous`` with 10 random (movie, rating) pairs, folded in;
+* ``similar``: ``GET /movies/{id}/similar?k=10`` for random movies of the model;
+* ``health`` (a reference, not judged): ``GET /health``, what the stack (uvicorn, FastAPI, the
+  middleware) costs without any work of movierec's.
+
+Reported per run: requests/s, p50 and p99 latency (wrk's own histogram), errors (socket errors
+plus non-2xx answers) and the server's RSS (the sum over its process tree, the highest of the
+samples taken every 0.2 s during the run); per server start, the seconds from the process start
+to ``/ready`` answering 200 and to every worker having finished its start-up.
+
+In the same run, the naive way many tutorials serve a rating model (predict every movie one at a
+time in a Python loop, drop the seen ones, sort) is timed on a few users of the same model and
+compared with ``Recommender.recommend`` in process and with the server's p50 at concurrency 1.
+
+Targets (the issue's, on a 2-core machine): at concurrency 32 at least 1,000 requests/s and p99
+under 20 ms on every route; zero errors; RSS under 2 GB; ready within 10 s of the start.
+
+Needs ``wrk`` (Debian/Ubuntu: ``sudo apt-get install wrk``). The prepared data (the synthetic
+store and the trained model, ~3 minutes) is kept in ``--work-dir`` and reused by later runs.
+Run ``python benchmarks/serving.py --help``; see ``benchmarks/README.md`` for the latest numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common import cpu_model
+
+ML20M = (20_000_000, 138_493, 27_278)  # ratings, users, items
+SMALL = (1_000_000, 7_000, 3_000)
+GB = 1 << 30
+K = 10
+ROUTES = ("user", "anonymous", "similar")
+REFERENCE = "health"  # GET /health: the framework's own ceiling, not judged
+TARGET_RPS = 1_000.0
+TARGET_P99_MS = 20.0
+TARGET_RSS_BYTES = 2 * GB
+TARGET_READY_S = 10.0
+TARGET_CONCURRENCY = 32
+READY_TIMEOUT_S = 120.0
+RSS_SAMPLE_S = 0.2
+STARTUP_LINE = "Application startup complete."  # uvicorn logs it once per worker
+WRK_MISSING = (
+    "wrk is not installed: this benchmark loads the server with it.\n"
+    "  Debian/Ubuntu: sudo apt-get install wrk\n"
+    "  macOS:         brew install wrk\n"
+    "  from source:   https://github.com/wg/wrk"
+)
+
+# The load script. ``init`` gets ``-- SEED IDS_FILE ROUTE HISTORY`` from the command line; every
+# request draws its own random id (or history), and ``done`` prints wrk's exact figures as JSON.
+WRK_LUA = r"""
+local ids, route, history = {}, "user", 10
+
+function init(args)
+  math.randomseed(tonumber(args[1]))
+  for line in io.lines(args[2]) do ids[#ids + 1] = tonumber(line) end
+  route, history = args[3], tonumber(args[4])
+end
+
+local function pick() return ids[math.random(#ids)] end
+
+function request()
+  if route == "user" then
+    return wrk.format("GET", "/users/" .. pick() .. "/recommendations?k=10")
+  elseif route == "similar" then
+    return wrk.format("GET", "/movies/" .. pick() .. "/similar?k=10")
+  elseif route == "health" then
+    return wrk.format("GET", "/health")
+  end
+  local parts = {}
+  for i = 1, history do
+    parts[i] = '{"movie_id":' .. pick() .. ',"rating":' .. (math.random(1, 10) / 2) .. '}'
+  end
+  local body = '{"ratings":[' .. table.concat(parts, ",") .. '],"k":10}'
+  return wrk.format("POST", "/recommend/anonymous",
+                    {["Content-Type"] = "application/json"}, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,' ..
+    '"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.connect, e.read, e.write, e.timeout, e.status))
+end
+"""
+
+
+@dataclass
+class LoadRun:
+    """One wrk run: a route at a concurrency against one server."""
+
+    workers: int
+    route: str
+    concurrency: int
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    non_2xx: int
+    rss_bytes: int
+    load_1min: float
+    passed: bool | None = None
+    target: str = ""
+
+
+@dataclass
+class ServerStart:
+    """How long one server start took."""
+
+    workers: int
+    ready_s: float  # the first /ready that answered 200
+    all_workers_s: float  # the last worker's "Application startup complete."
+    idle_rss_bytes: int
+    passed: bool | None = None
+
+
+@dataclass
+class Naive:
+    """The tutorial way versus ``recommend``, on the same users of the same model."""
+
+    users: int
+    naive_ms: float
+    recommend_ms: float
+    same_top_k: bool
+    in_process_speedup: float
+    served_p50_ms: float | None = None
+    served_speedup: float | None = None
+
+
+@dataclass
+class Results:
+    starts: list[ServerStart] = field(default_factory=list)
+    runs: list[LoadRun] = field(default_factory=list)
+    naive: Naive | None = None
+
+
+# --- preparing the data -------------------------------------------------------------------------
+
+
+def _environment(data_dir: Path) -> dict[str, str]:
+    """This process's environment pointed at the benchmark's data dir and nothing else.
+
+    Every ``MOVIEREC_*`` variable of the caller (a database URL, a registry) is dropped, so the
+    server serves the benchmark's SQLite store and saved model only.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEREC_")}
+    env["MOVIEREC_DATA_DIR"] = str(data_dir)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def _cli() -> str:
+    """The ``movierec`` console script of this interpreter's environment."""
+    script = Path(sys.executable).with_name("movierec")
+    found = str(script) if script.exists() else shutil.which("movierec")
+    if found is None:
+        sys.exit("the movierec command is not installed: pip install -e . first")
+    return found
+
+
+def prepare(args: argparse.Namespace, data_dir: Path) -> None:
+    """Synthesize the store and train the served model, unless a previous run already did."""
+    recipe = {
+        "ratings": args.ratings,
+        "users": args.users,
+        "items": args.items,
+        "seed": args.seed,
+        "factors": args.factors,
+        "iterations": args.iterations,
+    }
+    marker = data_dir / "benchmark-prepared.json"
+    if marker.exists() and json.loads(marker.read_text()) == recipe:
+        print(f"reusing the prepared data in {data_dir}", file=sys.stderr)
+        return
+    env = _environment(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    steps = [
+        ["data", "synth", "--replace", "--ratings", str(args.ratings), "--users",
+         str(args.users), "--items", str(args.items), "--seed", str(args.seed)],
+        ["train", "--model", "als", "--param", f"factors={args.factors}", "--param",
+         f"iterations={args.iterations}", "--param", "num_threads=2"],
+    ]  # fmt: skip
+    for step in steps:
+        print(f"prepare: movierec {' '.join(step)}", file=sys.stderr, flush=True)
+        began = time.perf_counter()
+        subprocess.run([_cli(), *step], env=env, check=True, stdout=subprocess.DEVNULL)
+        print(f"  {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
+    marker.write_text(json.dumps(recipe))
+
+
+def model_folder(data_dir: Path) -> Path:
+    return data_dir / "models" / "als"
+
+
+def write_id_files(data_dir: Path, folder: Path) -> dict[str, Path]:
+    """The external user and movie ids of the model, one a line, for the Lua script."""
+    with np.load(model_folder(data_dir) / "arrays.npz", allow_pickle=False) as arrays:
+        users, items = arrays["user_ids"], arrays["item_ids"]
+    paths = {"users": folder / "users.txt", "items": folder / "items.txt"}
+    np.savetxt(paths["users"], users, fmt="%d")
+    np.savetxt(paths["items"], items, fmt="%d")
+    return paths
+
+
+# --- the server ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and every descendant, from /proc (uvicorn's workers are its children)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+def tree_rss(root: int) -> int:
+    """The sum of ``VmRSS`` over the process tree of ``root`` (shared pages counted in each)."""
+    total = 0
+    for pid in _process_tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue  # it exited meanwhile
+    return total
+
+
+class Server:
+    """``movierec serve`` in a subprocess, as a user starts it; a context manager."""
+
+    def __init__(self, data_dir: Path, workers: int) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        command = [_cli(), "serve", "--port", str(self.port), "--workers", str(workers)]
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            command,
+            env=_environment(data_dir),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._startups: list[float] = []
+        self.log: list[str] = []
+        threading.Thread(target=self._read_log, daemon=True).start()
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line.rstrip())
+            if STARTUP_LINE in line:
+                self._startups.append(time.perf_counter() - self.started)
+
+    def wait_ready(self) -> ServerStart:
+        """Poll ``/ready`` until 200, then wait for every worker's start-up line."""
+        deadline = self.started + READY_TIMEOUT_S
+        ready_s = None
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("the server exited:\n" + "\n".join(self.log[-30:]))
+            if ready_s is None and _get_status(f"{self.url}/ready") == 200:
+                ready_s = time.perf_counter() - self.started
+            if ready_s is not None and len(self._startups) >= self.workers:
+                return ServerStart(
+                    self.workers, ready_s, max(self._startups), tree_rss(self.process.pid)
+                )
+            time.sleep(0.02)
+        raise RuntimeError(f"the server was not ready in {READY_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)  # Ctrl-C: uvicorn's graceful shutdown
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _get_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            status: int = answer.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+# --- the load -----------------------------------------------------------------------------------
+
+
+def require_wrk() -> str:
+    """The wrk executable; exits with install instructions when there is none."""
+    found = shutil.which("wrk")
+    if found is None:
+        sys.exit(WRK_MISSING)
+    return found
+
+
+def run_wrk(
+    server: Server,
+    script: Path,
+    ids: Path,
+    route: str,
+    *,
+    concurrency: int,
+    seconds: float,
+    args: argparse.Namespace,
+) -> LoadRun:
+    """One wrk run (one load thread: the server needs the cores) with the RSS sampled."""
+    command = [
+        require_wrk(), "-t", "1", "-c", str(concurrency), "-d", f"{seconds:g}s", "--timeout",
+        "5s", "--latency", "-s", str(script), server.url, "--",
+        str(args.seed + concurrency), str(ids), route, str(args.history),
+    ]  # fmt: skip
+    load = os.getloadavg()[0]
+    peak_rss = 0
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as wrk:
+        while wrk.poll() is None:
+            peak_rss = max(peak_rss, tree_rss(server.process.pid))
+            time.sleep(RSS_SAMPLE_S)
+        output = wrk.stdout.read() if wrk.stdout else ""
+    lines = [line for line in output.splitlines() if line.startswith("WRK_RESULT ")]
+    if wrk.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({wrk.returncode}):\n{output}")
+    result = json.loads(lines[-1].removeprefix("WRK_RESULT "))
+    duration = result["duration_us"] / 1e6
+    socket_errors = sum(result[key] for key in ("connect", "read", "write", "timeout"))
+    return LoadRun(
+        workers=server.workers,
+        route=route,
+        concurrency=concurrency,
+        requests=result["requests"],
+        seconds=duration,
+        rps=result["requests"] / duration,
+        p50_ms=result["p50_us"] / 1e3,
+        p99_ms=result["p99_us"] / 1e3,
+        max_ms=result["max_us"] / 1e3,
+        errors=socket_errors + result["status"],
+        non_2xx=result["status"],
+        rss_bytes=peak_rss,
+        load_1min=load,
+    )
+
+
+def check_answers(server: Server, ids: dict[str, Path]) -> None:
+    """One request per route before the load: each must answer 200 with k items."""
+    user = int(ids["users"].read_text().split()[0])
+    movies = [int(m) for m in ids["items"].read_text().split()[:3]]
+    body = json.dumps({"ratings": [{"movie_id": m, "rating": 4.0} for m in movies], "k": K})
+    requests = [
+        urllib.request.Request(f"{server.url}/users/{user}/recommendations?k={K}"),
+        urllib.request.Request(
+            f"{server.url}/recommend/anonymous",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        ),
+        urllib.request.Request(f"{server.url}/movies/{movies[0]}/similar?k={K}"),
+    ]
+    for request in requests:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            items = json.loads(answer.read())["items"]
+        if len(items) != K:
+            raise RuntimeError(f"{request.full_url} answered {len(items)} items, not {K}")
+
+
+def measure_server(
+    args: argparse.Namespace, data_dir: Path, folder: Path, workers: int, results: Results
+) -> None:
+    """Start a server with ``workers`` workers, then every route at every concurrency."""
+    ids = write_id_files(data_dir, folder)
+    script = folder / "load.lua"
+    script.write_text(WRK_LUA)
+    with Server(data_dir, workers) as server:
+        start = server.wait_ready()
+        results.starts.append(start)
+        print(
+            f"workers={workers}: ready in {start.ready_s:.2f} s, every worker in"
+            f" {start.all_workers_s:.2f} s, {start.idle_rss_bytes / GB:.2f} GB",
+            file=sys.stderr,
+            flush=True,
+        )
+        check_answers(server, ids)
+        for route in (*ROUTES, REFERENCE):
+            id_file = ids["items"] if route in ("anonymous", "similar") else ids["users"]
+            target = (server, script, id_file, route)
+            run_wrk(*target, concurrency=TARGET_CONCURRENCY, seconds=args.warmup, args=args)
+            for concurrency in args.concurrency:
+                run = run_wrk(*target, concurrency=concurrency, seconds=args.duration, args=args)
+                results.runs.append(run)
+                print(
+                    f"  {route:<10} c={concurrency:<3} {run.rps:8,.0f} req/s  p50"
+                    f" {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  errors {run.errors}"
+                    f"  RSS {run.rss_bytes / GB:.2f} GB  load {run.load_1min:.1f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+# --- the naive baseline -------------------------------------------------------------------------
+
+
+def naive_top_k(
+    user_vector: np.ndarray, item_factors: np.ndarray, seen: set[int], k: int
+) -> list[int]:
+    """The tutorial way: predict each movie's score one at a time, skip the seen, sort all."""
+    predictions = []
+    for item in range(len(item_factors)):
+        if item in seen:
+            continue
+        predictions.append((float(np.dot(user_vector, item_factors[item])), item))
+    predictions.sort(reverse=True)
+    return [item for _, item in predictions[:k]]
+
+
+def measure_naive(args: argparse.Namespace, data_dir: Path) -> Naive:
+    """Time the naive loop and ``recommend`` on the same random users, in this process."""
+    from movierec.serving.loading import load_model_folder
+
+    model: Any = load_model_folder(model_folder(data_dir))
+    rng = np.random.default_rng(args.seed)
+    users = rng.integers(0, model.n_users, size=args.naive_users).tolist()
+    naive_s, fast_s, same = 0.0, 0.0, True
+    for user in users:
+        began = time.perf_counter()
+        start, stop = model.user_items.indptr[user], model.user_items.indptr[user + 1]
+        seen = set(model.user_items.indices[start:stop].tolist())
+        slow = naive_top_k(model.user_factors[user], model.item_factors, seen, K)
+        naive_s += time.perf_counter() - began
+        began = time.perf_counter()
+        fast, _ = model.recommend(user, k=K)
+        fast_s += time.perf_counter() - began
+        # Float32 sums in a different order can swap near-ties: compare as sets.
+        same = same and len(set(slow) & set(fast.tolist())) >= K - 1
+    naive_ms, recommend_ms = 1e3 * naive_s / len(users), 1e3 * fast_s / len(users)
+    return Naive(len(users), naive_ms, recommend_ms, same, naive_ms / recommend_ms)
+
+
+# --- verdicts and the report --------------------------------------------------------------------
+
+
+def judge(results: Results) -> None:
+    """Set each run's and start's target and verdict; the naive speed-up vs the served p50."""
+    for run in results.runs:
+        if run.route == REFERENCE:
+            run.target = "reference"
+            continue
+        ok = run.errors == 0 and run.rss_bytes < TARGET_RSS_BYTES
+        run.target = "0 errors, RSS < 2 GB"
+        if run.concurrency == TARGET_CONCURRENCY:
+            run.target = f">= {TARGET_RPS:,.0f} req/s, p99 < {TARGET_P99_MS:g} ms, " + run.target
+            ok = ok and run.rps >= TARGET_RPS and run.p99_ms < TARGET_P99_MS
+        run.passed = ok
+    for start in results.starts:
+        start.passed = start.all_workers_s <= TARGET_READY_S
+    naive = results.naive
+    serial = [r for r in results.runs if r.route == "user" and r.concurrency == 1]
+    if naive is not None and serial:
+        naive.served_p50_ms = min(r.p50_ms for r in serial)
+        naive.served_speedup = naive.naive_ms / naive.served_p50_ms
+
+
+def render(results: Results) -> str:
+    """The results as Markdown (pastes straight into the README)."""
+    lines = [
+        "| workers | route | concurrency | req/s | p50 ms | p99 ms | max ms | errors |"
+        " server RSS | load | target | result |",
+        "|" + "---|" * 12,
+    ]
+    for r in results.runs:
+        lines.append(
+            f"| {r.workers} | {r.route} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} |"
+            f" {r.p99_ms:.2f} | {r.max_ms:.1f} | {r.errors} | {r.rss_bytes / GB:.2f} GB |"
+            f" {r.load_1min:.1f} | {r.target} | {_verdict(r.passed)} |"
+        )
+    lines += ["", "| workers | ready (first /ready 200) | every worker started | idle RSS |"
+              " target | result |", "|" + "---|" * 6]  # fmt: skip
+    for s in results.starts:
+        lines.append(
+            f"| {s.workers} | {s.ready_s:.2f} s | {s.all_workers_s:.2f} s |"
+            f" {s.idle_rss_bytes / GB:.2f} GB | <= {TARGET_READY_S:g} s |"
+            f" {_verdict(s.passed)} |"
+        )
+    naive = results.naive
+    if naive is not None:
+        lines += [
+            "",
+            f"Naive (a Python loop predicting each of the movies, then a sort), {naive.users}"
+            f" users: {naive.naive_ms:.1f} ms per user; `recommend`: {naive.recommend_ms:.3f}"
+            f" ms ({naive.in_process_speedup:,.0f}x faster in process); same top-{K}:"
+            f" {'yes' if naive.same_top_k else 'NO'}.",
+        ]
+        if naive.served_speedup is not None:
+            lines.append(
+                f"The served p50 at concurrency 1 ({naive.served_p50_ms:.2f} ms, HTTP and JSON"
+                f" included) is {naive.served_speedup:,.0f}x faster than the naive loop's"
+                " compute alone."
+            )
+    return "\n".join(lines)
+
+
+def _verdict(passed: bool | None) -> str:
+    return "reference" if passed is None else "PASS" if passed else "FAIL"
+
+
+def _commit() -> str:
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return described.stdout.strip()
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    wrk = subprocess.run([require_wrk(), "--version"], capture_output=True, text=True, check=False)
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0],
+        "commit": _commit(),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--small`` replaces the default sizes (explicit sizes still win)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true", help="1M ratings, 7,000 x 3,000")
+    parser.add_argument("--ratings", type=int)
+    parser.add_argument("--users", type=int)
+    parser.add_argument("--items", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=15)
+    parser.add_argument(
+        "--workers", default="2", help="uvicorn worker counts to measure, comma-separated"
+    )
+    parser.add_argument("--concurrency", default="1,32", help="wrk connections, comma-separated")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per route")
+    parser.add_argument("--history", type=int, default=10, help="ratings per anonymous request")
+    parser.add_argument("--naive-users", type=int, default=5)
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "movierec-serving-bench",
+        help="the prepared data (kept between runs)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    sizes = SMALL if args.small else ML20M
+    for name, default in zip(("ratings", "users", "items"), sizes, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    args.workers = [int(w) for w in args.workers.split(",")]
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    if args.small and args.work_dir == parser.get_default("work_dir"):
+        args.work_dir = args.work_dir.with_name(args.work_dir.name + "-small")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare, load every server configuration, time the naive way; exit 1 on a missed target."""
+    args = parse_args(argv)
+    require_wrk()
+    data_dir = args.work_dir / "data"
+    prepare(args, data_dir)
+    results = Results()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="movierec-wrk-") as scratch:
+        for workers in args.workers:
+            measure_server(args, data_dir, Path(scratch), workers, results)
+    results.naive = measure_naive(args, data_dir)
+    load_after = os.getloadavg()[0]
+    judge(results)
+    info = machine() | {"load_avg_1min": [load_before, load_after]}
+    print(render(results))
+    print(
+        f"\n{datetime.now(UTC):%Y-%m-%d}, commit {info['commit']}; {info['cpu']},"
+        f" {info['cores']} cores; {info['wrk']}; {args.ratings:,} ratings, {args.users:,}"
+        f" users, {args.items:,} movies; 1-min load average {load_before:.1f} before,"
+        f" {load_after:.1f} after"
+    )
+    if args.json:
+        report = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "machine": info,
+            "starts": [asdict(s) for s in results.starts],
+            "runs": [asdict(r) for r in results.runs],
+            "naive": asdict(results.naive) if results.naive else None,
+        }
+        args.json.write_text(json.dumps(report, indent=2))
+    verdicts = [r.passed for r in results.runs if r.route != REFERENCE]
+    verdicts += [s.passed for s in results.starts]
+    return 0 if all(verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
