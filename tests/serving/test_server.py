@@ -124,3 +124,23 @@ def test_metrics_add_up_across_workers(ml_settings: Settings) -> None:
     # The served model is reported by each worker, both of them.
     models = {s.labels["pid"] for s in samples if s.name == "movierec_model_info" and s.value == 1}
     assert len(models) == 2
+
+
+def test_ratings_posted_to_one_worker_are_used_by_every_worker(ml_settings: Settings) -> None:
+    """A new user's ratings reach the other worker before its next answer (the shared feed)."""
+    user, liked = 900_002, [1, 260, 1196, 1210]
+    with _server(ml_settings, workers=2) as url:
+        ratings = [{"user_id": user, "movie_id": m, "rating": 5.0} for m in liked]
+        assert httpx.post(f"{url}/ratings", json={"ratings": ratings}).status_code == 201
+
+        def one(_: int) -> dict:  # type: ignore[type-arg]
+            # A new connection each time, several at once: both workers answer some.
+            answer = httpx.get(f"{url}/users/{user}/recommendations", timeout=10)
+            assert answer.status_code == 200
+            return answer.json()  # type: ignore[no-any-return]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(one, range(24)))
+    assert {a["strategy"] for a in answers} == {"folded_in"}
+    for answer in answers:
+        assert not {item["movie_id"] for item in answer["items"]} & set(liked)

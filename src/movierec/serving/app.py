@@ -28,6 +28,7 @@ from movierec import __version__
 from movierec.config import Settings
 from movierec.errors import ConfigError, MovierecError, StoreError
 from movierec.models.base import ModelError
+from movierec.serving.feed import SharedFeed
 from movierec.serving.jobs import (
     CLI_COMMANDS,
     Job,
@@ -128,7 +129,12 @@ def _start_service(settings: Settings, metrics: Metrics) -> RecommenderService:
             info.load_seconds,
         )
 
-    service = RecommenderService(settings, ServingStore(settings.store_url), on_load=loaded)
+    service = RecommenderService(
+        settings,
+        ServingStore(settings.store_url),
+        on_load=loaded,
+        feed=SharedFeed.from_environment(),
+    )
     try:
         service.load(fall_back_on_error=True)
     except ModelUnavailableError as exc:

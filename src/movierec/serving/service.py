@@ -4,29 +4,36 @@ State is one immutable :class:`ServingState` behind one reference. A reload buil
 state and replaces the reference (atomic in CPython): a request in flight keeps the state it
 read, so a swap never drops or fails it.
 
-Ratings posted to the API are written to the store first (durable), then kept per user in an
-in-memory overlay keyed by external ids, so they outlive a model swap. A user with an overlay
-is answered by folding their whole history (training ratings plus overlay) into the model
-without retraining; a user the model never saw becomes personalized once they have rated
-:data:`MIN_FOLD_IN_RATINGS` movies the model knows.
+Ratings posted to the API are written to the store first (durable); their users are then
+*fresh*: the served model was trained without some of their ratings. A fresh user is answered
+by folding their whole history, read from the store in rating order (the latest last, which
+models weighting recent ratings rely on), into the model without retraining; a user the model
+never saw becomes personalized once they have rated :data:`MIN_FOLD_IN_RATINGS` movies the model
+knows. Fresh users are found again at every load (ratings newer than the model's snapshot), so a
+restart forgets nothing, and the workers of one server tell each other through a
+:class:`~movierec.serving.feed.SharedFeed`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from movierec.config import Settings
-from movierec.data.store import RatingsStore
+from movierec.data.snapshot import load_snapshot
 from movierec.errors import MovierecError
 from movierec.serving.catalog import Catalog, IntArray, ModelView, MovieRow
+from movierec.serving.feed import SharedFeed
 from movierec.serving.loading import LoadedModel, ModelInfo, load_current_model
+from movierec.serving.users import ServingStore
+
+logger = logging.getLogger(__name__)
 
 MIN_FOLD_IN_RATINGS = 3
 """Ratings (of movies the model knows) before a new user gets personalized recommendations."""
@@ -88,26 +95,27 @@ class RatingEvent:
     timestamp: int
 
 
-# One user's posted ratings: movie id -> (rating, timestamp); replaced whole, never mutated.
-Overlay = Mapping[int, tuple[float, int]]
-
-
 class RecommenderService:
     """The model, catalog and live ratings behind the API."""
 
     def __init__(
         self,
         settings: Settings,
-        store: RatingsStore,
+        store: ServingStore,
         on_load: Callable[[ModelInfo], None] | None = None,
+        feed: SharedFeed | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self._on_load = on_load
+        self._feed = feed
         self._state = ServingState(Catalog.from_frame(store.movies_frame()), None, None, None)
-        self._overlays: dict[int, Overlay] = {}
-        self._overlay_lock = threading.Lock()
+        # Users with ratings the served model was not trained on (read by requests, grown by
+        # posts and the feed, rebuilt at each load).
+        self._fresh: set[int] = set()
+        self._fresh_lock = threading.Lock()
         self._reload_lock = threading.Lock()
+        self._reloading = threading.Event()
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -116,6 +124,7 @@ class RecommenderService:
         return self._state
 
     def _view(self) -> tuple[ModelView, ModelInfo]:
+        self._sync()
         state = self._state
         if state.view is None or state.info is None:
             raise NoModelError(
@@ -124,20 +133,67 @@ class RecommenderService:
             )
         return state.view, state.info
 
-    def load(self, *, fall_back_on_error: bool = True) -> tuple[ModelInfo | None, ModelInfo]:
+    def load(
+        self, *, fall_back_on_error: bool = True, broadcast: bool = True
+    ) -> tuple[ModelInfo | None, ModelInfo]:
         """Load the current model and catalog and swap them in; returns (previous, current).
 
         Blocking (disk, registry, database): call it from a worker thread. Reloads are
-        serialized; requests go on against the old state until the swap.
+        serialized; requests go on against the old state until the swap. ``broadcast`` tells
+        the server's other workers to reload too.
         """
         with self._reload_lock:
             loaded = load_current_model(self.settings, fall_back_on_error=fall_back_on_error)
             state = self._build_state(loaded)
+            with self._fresh_lock:
+                marked_before = set(self._fresh)
+            fresh = self._users_newer_than(loaded.info)
             previous = self._state.info
             self._state = state  # the swap: one reference assignment
+            with self._fresh_lock:  # keep users who posted while the store was read
+                known = self._fresh if fresh is None else fresh | (self._fresh - marked_before)
+                self._fresh = set(known)
+        if broadcast and self._feed is not None:
+            self._feed.publish("reload")
         if self._on_load is not None:
             self._on_load(loaded.info)
         return previous, loaded.info
+
+    def _users_newer_than(self, info: ModelInfo) -> set[int] | None:
+        """Users with ratings newer than the model's training snapshot; None when unknown
+        (every user already marked fresh then stays so)."""
+        if info.snapshot_hash is None:
+            return None
+        try:
+            trained = load_snapshot(self.settings.snapshots_dir / info.snapshot_hash[:16])
+        except MovierecError:
+            logger.warning(
+                "snapshot %s of the served model is not on this machine: ratings posted "
+                "before this start are used after the next retraining",
+                info.snapshot_hash[:12],
+            )
+            return None
+        return self.store.users_rated_after(int(trained.manifest["max_timestamp"]))
+
+    def _sync(self) -> None:
+        """Apply the other workers' events: their fresh users, and reloads (in the background)."""
+        if self._feed is None:
+            return
+        for event in self._feed.poll():
+            if event.kind == "ratings":
+                with self._fresh_lock:
+                    self._fresh.update(event.user_ids)
+            elif not self._reloading.is_set():
+                self._reloading.set()
+                threading.Thread(target=self._reload_from_feed, daemon=True).start()
+
+    def _reload_from_feed(self) -> None:
+        try:
+            self.load(fall_back_on_error=False, broadcast=False)
+        except MovierecError as exc:  # the current model stays; the next reload may succeed
+            logger.error("reload asked by another worker failed: %s", exc)
+        finally:
+            self._reloading.clear()
 
     def _build_state(self, loaded: LoadedModel) -> ServingState:
         catalog = Catalog.from_frame(self.store.movies_frame())
@@ -157,15 +213,13 @@ class RecommenderService:
         view, info = self._view()
         allowed = view.candidates(filters.genres, filters.year_min, filters.year_max)
         user = view.model.user_index_of(user_id)
-        overlay = self._overlays.get(user_id)
-        if overlay:
-            history = self._history_with_overlay(view, user, overlay)
-            if user is not None or len(history[0]) >= MIN_FOLD_IN_RATINGS:
-                return self._fold_in(
-                    view, info, history, k=k, allowed=allowed, ignored=[], exclude_seen=exclude_seen
-                )
+        history = self._stored_history(view, user_id) if user_id in self._fresh else None
+        if history is not None and (user is not None or len(history[0]) >= MIN_FOLD_IN_RATINGS):
+            return self._fold_in(
+                view, info, history, k=k, allowed=allowed, ignored=[], exclude_seen=exclude_seen
+            )
         if user is None:
-            seen = self._overlay_items(view, overlay) if exclude_seen else None
+            seen = history[0] if history is not None and exclude_seen else None
             return self._popular(view, info, k=k, allowed=allowed, seen=seen)
         ranked = view.model.recommend(
             user, k=k, exclude_seen=exclude_seen, candidates=_indices(allowed)
@@ -285,30 +339,13 @@ class RecommenderService:
         ]
         return Answer(strategy, items, info, ignored)
 
-    def _history_with_overlay(
-        self, view: ModelView, user: int | None, overlay: Overlay
-    ) -> tuple[IntArray, FloatArray]:
-        """Training history (if any) with the overlay's newer ratings taking precedence."""
-        movie_ids = np.fromiter(overlay.keys(), dtype=np.int64, count=len(overlay))
-        values = np.fromiter((r for r, _ in overlay.values()), dtype=np.float32, count=len(overlay))
-        items = view.item_indices(movie_ids)
+    def _stored_history(self, view: ModelView, user_id: int) -> tuple[IntArray, FloatArray]:
+        """The user's ratings of movies the model knows, from the store, oldest first."""
+        stored = self.store.user_ratings(user_id)  # newest first
+        items = view.item_indices(stored.item_ids[::-1])
+        values = stored.ratings[::-1]
         known = items >= 0
-        items, values = items[known], values[known]
-        if user is None:
-            return items, values
-        old_items, old_values = view.history(user)
-        keep = ~np.isin(old_items, items)
-        return (
-            np.concatenate([old_items[keep], items]),
-            np.concatenate([old_values[keep], values]).astype(np.float32),
-        )
-
-    @staticmethod
-    def _overlay_items(view: ModelView, overlay: Overlay | None) -> IntArray | None:
-        if not overlay:
-            return None
-        items = view.item_indices(np.fromiter(overlay.keys(), dtype=np.int64, count=len(overlay)))
-        return items[items >= 0]
+        return items[known], values[known].astype(np.float32)
 
     def _checked_ratings(self, view: ModelView, ratings: list[float] | None, n: int) -> FloatArray:
         """The history's ratings; a list of liked movies counts as the top of the scale."""
@@ -360,23 +397,12 @@ class RecommenderService:
             }
         )
         stored = self.store.append_many(frame)  # durable before anything answers
-        self._remember(events)
+        users = sorted({e.user_id for e in events})
+        with self._fresh_lock:
+            self._fresh.update(users)
+        if self._feed is not None:
+            self._feed.publish("ratings", users)
         return stored
-
-    def _remember(self, events: list[RatingEvent]) -> None:
-        by_user: dict[int, list[RatingEvent]] = {}
-        for event in events:
-            by_user.setdefault(event.user_id, []).append(event)
-        with self._overlay_lock:
-            for user_id, user_events in by_user.items():
-                overlay = dict(self._overlays.get(user_id, {}))
-                for event in user_events:
-                    # The store's rule: a newer (or equally new) rating replaces an older one.
-                    current = overlay.get(event.movie_id)
-                    if current is None or event.timestamp >= current[1]:
-                        overlay[event.movie_id] = (event.rating, event.timestamp)
-                # Readers hold the old mapping or the new one, never a half-updated dict.
-                self._overlays[user_id] = MappingProxyType(overlay)
 
 
 def _indices(allowed: npt.NDArray[np.bool_] | None) -> IntArray | None:

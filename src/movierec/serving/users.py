@@ -42,6 +42,13 @@ class ServingStore(RatingsStore):
             timestamps=np.asarray([row[2] for row in rows], dtype=np.int64),
         )
 
+    def users_rated_after(self, timestamp: int) -> set[int]:
+        """Users with a rating newer than ``timestamp`` (a scan: no index on rating time)."""
+        r = ratings_table.c
+        query = sa.select(r.user_id).where(r.timestamp > timestamp).distinct()
+        with self._read() as conn:
+            return {int(row[0]) for row in conn.execute(query)}
+
     def user_page(self, limit: int, offset: int) -> list[tuple[int, int]]:
         """``(user_id, number of ratings)`` of users in id order."""
         r = ratings_table.c

@@ -8,8 +8,9 @@ On a loaded machine that import outlasted uvicorn's 5 s health check and the wor
 and started again. This module imports nothing but uvicorn, so the supervisor and each worker's
 start-up stay light; the settings travel as ``MOVIEREC_*`` environment variables.
 
-The workers' Prometheus metrics meet in a temporary folder made here for this server and removed
-when it stops (see :mod:`movierec.serving.observability`).
+The workers' Prometheus metrics and their shared feed of fresh ratings and reloads meet in a
+temporary folder made here for this server and removed when it stops (see
+:mod:`movierec.serving.observability` and :mod:`movierec.serving.feed`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import uvicorn
 
 APP_FACTORY = "movierec.serving.app:create_app_from_environment"
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client reads this name
+FEED_ENV = "MOVIEREC_SERVING_FEED"  # the shared feed file (movierec.serving.feed)
 
 
 def uvicorn_options(host: str, port: int, *, access_log: bool) -> dict[str, Any]:
@@ -39,9 +41,13 @@ def uvicorn_options(host: str, port: int, *, access_log: bool) -> dict[str, Any]
 
 def run_workers(host: str, port: int, workers: int, *, access_log: bool) -> None:
     """Serve the app of the environment's settings with ``workers`` processes until stopped."""
-    # A fresh folder per start: files left by an earlier server would add to the counts.
-    with tempfile.TemporaryDirectory(prefix="movierec-metrics-") as metrics_dir:
+    # A fresh folder per start: files left by an earlier server would add to the counts, and
+    # an old feed would replay events (see movierec.serving.feed).
+    with tempfile.TemporaryDirectory(prefix="movierec-server-") as shared:
+        metrics_dir = os.path.join(shared, "metrics")
+        os.mkdir(metrics_dir)
         os.environ[MULTIPROCESS_DIR] = metrics_dir
+        os.environ[FEED_ENV] = os.path.join(shared, "feed.jsonl")
         uvicorn.run(
             APP_FACTORY,
             factory=True,

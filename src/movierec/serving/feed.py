@@ -1,0 +1,78 @@
+"""A feed of events shared by the workers of one server: fresh ratings and reloads.
+
+Each uvicorn worker is a process with its own copy of the model and of which users have rated
+since it was trained. When one worker stores ratings or reloads the model, the others must know
+before their next request, or a user's next recommendation would ignore what they just rated
+half of the time. The feed is an append-only file in the server's temporary folder (made by
+:mod:`movierec.serving.workers`): a writer appends one line per event under an exclusive lock;
+a reader checks the file's size on each request (one ``stat``) and reads only what is new.
+A single-process server has no feed and needs none.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from movierec.serving.workers import FEED_ENV  # the feed file's path, set for each worker
+
+EventKind = Literal["ratings", "reload"]
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """Users with new ratings, or a reload, published by another worker."""
+
+    kind: EventKind
+    user_ids: list[int] = field(default_factory=list)
+
+
+class SharedFeed:
+    """One worker's end of the feed: publish its events, read the others'."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.touch(exist_ok=True)
+        # Unique per reader, not per process: tests run two services in one process.
+        self._me = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._offset = self.path.stat().st_size  # a new worker starts from the current end
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> SharedFeed | None:
+        """The feed of this server's workers, or None for a single-process server."""
+        path = os.environ.get(FEED_ENV)
+        return cls(Path(path)) if path else None
+
+    def publish(self, kind: EventKind, user_ids: list[int] | None = None) -> None:
+        """Append one event (durable in the page cache before this returns)."""
+        line = json.dumps({"pid": self._me, "kind": kind, "users": user_ids or []}) + "\n"
+        with self.path.open("a", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # whole lines, never interleaved
+            try:
+                handle.write(line)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def poll(self) -> list[FeedEvent]:
+        """The other workers' events since the last poll (one ``stat`` when there are none)."""
+        if self.path.stat().st_size <= self._offset:
+            return []
+        with self._lock:
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+            self._offset += len(complete)
+        events = []
+        for line in complete.splitlines():
+            record = json.loads(line)
+            if record["pid"] != self._me:
+                events.append(FeedEvent(record["kind"], [int(u) for u in record["users"]]))
+        return events
