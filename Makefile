@@ -57,6 +57,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/models.py
+	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/serving.py  # needs wrk (Debian: apt-get install wrk)
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache
