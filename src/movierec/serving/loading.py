@@ -8,6 +8,7 @@ folder, named in its ``MLmodel`` file; only that folder is downloaded and handed
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -89,22 +90,14 @@ def load_current_model(settings: Settings, *, fall_back_on_error: bool) -> Loade
         loaded = None
     if loaded is None:
         loaded = _load_local(settings)
-    seconds = time.perf_counter() - started
-    info = loaded.info
-    return LoadedModel(
-        loaded.model,
-        ModelInfo(
-            name=info.name,
-            version=info.version,
-            source=info.source,
-            run_id=info.run_id,
-            metrics=info.metrics,
-            snapshot_hash=info.snapshot_hash,
-            load_seconds=seconds,
-            n_users=loaded.model.n_users,
-            n_items=loaded.model.n_items,
-        ),
+    info = dataclasses.replace(
+        loaded.info,
+        loaded_at=datetime.now(UTC),
+        load_seconds=time.perf_counter() - started,
+        n_users=loaded.model.n_users,
+        n_items=loaded.model.n_items,
     )
+    return LoadedModel(loaded.model, info)
 
 
 def _load_local(settings: Settings) -> LoadedModel:
