@@ -32,7 +32,7 @@ class BodyLimitMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
-                await self.app(scope, _replay([], message, receive), send)
+                await self.app(scope, replay([], message, receive), send)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -42,7 +42,7 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        await self.app(scope, _replay(chunks, None, receive), send)
+        await self.app(scope, replay(chunks, None, receive), send)
 
     async def _too_large(self, send: Send) -> None:
         body = json.dumps(
@@ -72,15 +72,15 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _replay(chunks: list[bytes], pending: Message | None, receive: Receive) -> Receive:
+def replay(chunks: list[bytes], pending: Message | None, receive: Receive) -> Receive:
     """A ``receive`` that gives the buffered body once, then defers to the real one."""
     first: list[Message] = (
         [pending] if pending is not None else [{"type": "http.request", "body": b"".join(chunks)}]
     )
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         if first:
             return first.pop()
         return await receive()
 
-    return replay
+    return replayed
