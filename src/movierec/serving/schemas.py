@@ -10,7 +10,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_K_CEILING = 10_000  # Settings.max_k's own upper bound
 Strategy = Literal["personalized", "folded_in", "popular_fallback"]
@@ -153,6 +153,16 @@ class Filters(Request):
         return self
 
 
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("rating must be a finite number")
+    return value
+
+
+# A rating's scale is the store's (checked by the service); here only NaN and infinities go.
+Rating = Annotated[float, AfterValidator(_finite)]
+
+
 class RecommendRequest(Request):
     user_id: UserId
     k: K = 10
@@ -162,14 +172,7 @@ class RecommendRequest(Request):
 
 class HistoryRating(Request):
     movie_id: MovieId
-    rating: float
-
-    @field_validator("rating")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("rating must be a finite number")
-        return value
+    rating: Rating
 
 
 class AnonymousRequest(Request):
@@ -226,17 +229,10 @@ class SimilarResponse(Response):
 class NewRating(Request):
     user_id: UserId
     movie_id: MovieId
-    rating: float
+    rating: Rating
     timestamp: Annotated[int, Field(ge=0, le=2**62)] | None = Field(
         default=None, description="Seconds since the epoch; now when absent."
     )
-
-    @field_validator("rating")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("rating must be a finite number")
-        return value
 
 
 class RatingBatch(Request):
