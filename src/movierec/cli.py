@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import numpy as np
-import optuna
 import pandas as pd
 import typer
 from rich.console import Console
@@ -32,11 +31,12 @@ from movierec.errors import MovierecError
 from movierec.evaluation.protocol import EvaluationConfig, Report
 from movierec.models import model_class
 from movierec.models.base import Recommender
-from movierec.serving import app as serving_app
-from movierec.training import experiments, tracking
-from movierec.training.pipeline import PipelineConfig, run_pipeline
-from movierec.training.scheduler import build_scheduler, retrain_if_new_ratings
-from movierec.training.tuning import TuningResult, parse_grid, tune
+from movierec.training import experiments
+
+# The MLOps and serving commands import MLflow, Optuna, APScheduler and FastAPI inside their own
+# bodies: at module level those cost every command (ingest, data, --help) about 2 seconds.
+if TYPE_CHECKING:
+    from movierec.training.tuning import TuningResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -475,6 +475,8 @@ def train_command(
 def _load_model(settings: Settings, name: str | None, path: Path | None) -> Recommender:
     """The model named by a folder or family; with neither, the registry's champion if any."""
     if name is None and path is None and _has_champion(settings):
+        from movierec.training import tracking
+
         return tracking.load_version_model(settings, tracking.CHAMPION)
     family = name or settings.model
     folder = path or settings.models_dir / family
@@ -487,6 +489,8 @@ def _load_model(settings: Settings, name: str | None, path: Path | None) -> Reco
 def _has_champion(settings: Settings) -> bool:
     if settings.mlflow_tracking_uri is None and not (settings.data_dir / "mlflow.db").exists():
         return False  # no embedded registry yet: do not create one just to look
+    from movierec.training import tracking
+
     return any(tracking.CHAMPION in v.aliases for v in tracking.list_versions(settings))
 
 
@@ -639,6 +643,8 @@ def pipeline_run(
 
     Re-running on unchanged data and parameters changes nothing.
     """
+    from movierec.training.pipeline import PipelineConfig, run_pipeline
+
     settings = Settings()
     pipeline_config = PipelineConfig.from_yaml(config)
     say = None if as_json else (lambda message: err_console.print(f"[dim]{message}[/]"))
@@ -675,6 +681,8 @@ _VERSION_COLUMNS = ("ndcg@10", "precision@10", "recall@10", "rmse")
 @fails_cleanly
 def models_list(as_json: JsonOption = False) -> None:
     """Every registered version, newest first, with aliases and headline metrics."""
+    from movierec.training import tracking
+
     versions = tracking.list_versions(Settings())
     if as_json:
         _print_json(versions)
@@ -698,6 +706,8 @@ VersionArgument = Annotated[int, typer.Argument(min=1, help="A registered versio
 @fails_cleanly
 def models_show(version: VersionArgument, as_json: JsonOption = False) -> None:
     """One version: aliases, metrics, parameters, promotion decision."""
+    from movierec.training import tracking
+
     info = tracking.show_version(Settings(), version)
     if as_json:
         _print_json(info)
@@ -718,6 +728,8 @@ def models_show(version: VersionArgument, as_json: JsonOption = False) -> None:
 @fails_cleanly
 def models_promote(version: VersionArgument) -> None:
     """Make a version the champion by hand (the current one stays available for rollback)."""
+    from movierec.training import tracking
+
     tracking.promote(Settings(), version)
     console.print(f"version {version} is now the champion")
 
@@ -726,6 +738,8 @@ def models_promote(version: VersionArgument) -> None:
 @fails_cleanly
 def models_rollback() -> None:
     """Give the champion alias back to the previous champion."""
+    from movierec.training import tracking
+
     restored = tracking.rollback(Settings())
     console.print(f"version {restored} is the champion again")
 
@@ -742,6 +756,9 @@ def schedule_command(
     ] = False,
 ) -> None:
     """Retrain on a schedule when new ratings have arrived; promote by the usual rule."""
+    from movierec.training.pipeline import PipelineConfig
+    from movierec.training.scheduler import build_scheduler, retrain_if_new_ratings
+
     settings = Settings()
     if once:
         outcome = retrain_if_new_ratings(settings, PipelineConfig.from_yaml(config))
@@ -793,6 +810,10 @@ def tune_command(
     Each trial is an MLflow child run; re-running the same command resumes the study. The best
     parameters are scored once on the held-out test part.
     """
+    import optuna
+
+    from movierec.training.tuning import parse_grid, tune
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = tune(
         Settings(),
@@ -847,6 +868,8 @@ def serve_command(
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve the API (FastAPI under uvicorn): the champion's recommendations, docs at /docs."""
+    from movierec.serving import app as serving_app
+
     settings = Settings()
     err_console.print(
         f"movierec API on http://{host}:{port} (docs: /docs); try:\n"
