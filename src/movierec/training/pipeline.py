@@ -283,7 +283,7 @@ class _TrainingStages:
         if not self.config.track:
             yield
             return
-        with self.timer("track"), tracking._tracking_errors(self.settings, "start the pipeline"):
+        with self.timer("track"), tracking.tracking_errors(self.settings, "start the pipeline"):
             experiment_id = tracking.experiment_id(self.settings)
             run = mlflow.start_run(experiment_id=experiment_id, run_name="pipeline")
             mlflow.set_tags(
@@ -344,8 +344,8 @@ def _log_evaluation(report: Report) -> None:
     with mlflow.start_run(
         experiment_id=parent.info.experiment_id, run_name=f"evaluate {report.model}", nested=True
     ):
-        mlflow.log_params(tracking._params(report))
-        mlflow.log_metrics(tracking._metrics(report))
+        mlflow.log_params(tracking.run_params(report))
+        mlflow.log_metrics(tracking.run_metrics(report))
 
 
 class _StageTimer:

@@ -232,7 +232,7 @@ def _pip_requirements() -> list[str]:
 
 
 @contextmanager
-def _tracking_errors(settings: Settings, action: str, hint: str = "") -> Iterator[None]:
+def tracking_errors(settings: Settings, action: str, hint: str = "") -> Iterator[None]:
     """Turn MLflow and transport failures into one clear :class:`TrackingError`."""
     try:
         yield
@@ -245,7 +245,8 @@ def _tracking_errors(settings: Settings, action: str, hint: str = "") -> Iterato
         ) from exc
 
 
-def _client(settings: Settings) -> MlflowClient:
+def tracking_client(settings: Settings) -> MlflowClient:
+    """A client of the configured tracking store and registry."""
     # The fluent API (start_run, log_model) reads the global URIs: set them on every entry.
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
@@ -258,7 +259,7 @@ def _embedded(settings: Settings) -> bool:
 
 def experiment_id(settings: Settings) -> str:
     """The id of ``settings.mlflow_experiment``, created on first use."""
-    return _experiment_id(_client(settings), settings)
+    return _experiment_id(tracking_client(settings), settings)
 
 
 def _experiment_id(client: MlflowClient, settings: Settings) -> str:
@@ -334,8 +335,8 @@ def log_saved_model(
     family = json.loads((model_dir / "config.json").read_text())["model"]
     model = loaded if loaded is not None else model_class(family).load(model_dir)
     hint = f"; the model is kept in {model_dir}: log it later with log_saved_model"
-    with _tracking_errors(settings, "log the training run", hint):
-        client = _client(settings)
+    with tracking_errors(settings, "log the training run", hint):
+        client = tracking_client(settings)
         experiment_id = _experiment_id(client, settings)
         with (
             mlflow.start_run(experiment_id=experiment_id, run_name=family) as run,
@@ -365,8 +366,8 @@ def _read_report(model_dir: Path) -> Report:
 
 
 def _log_run_contents(model: Recommender, report: Report, model_dir: Path) -> None:
-    mlflow.log_params(_params(report))
-    mlflow.log_metrics(_metrics(report))
+    mlflow.log_params(run_params(report))
+    mlflow.log_metrics(run_metrics(report))
     mlflow.set_tags(_tags(report, model_dir))
     mlflow.log_input(SnapshotDataset(report), context="training", tags=_dataset_tags(report))
     mlflow.log_dict(report.to_dict(), REPORT_FILE)
@@ -376,7 +377,8 @@ def _log_run_contents(model: Recommender, report: Report, model_dir: Path) -> No
     mlflow.log_figure(long_tail_figure(model), "plots/long_tail.png")
 
 
-def _params(report: Report) -> dict[str, str]:
+def run_params(report: Report) -> dict[str, str]:
+    """A report's model and split parameters as MLflow params (``model.*``, ``split.*``)."""
     values: dict[str, Any] = {"model": report.model, "split": report.split}
     values |= {f"model.{key}": value for key, value in report.params.items()}
     values |= {f"split.{key}": value for key, value in report.split_params.items()}
@@ -388,7 +390,8 @@ def _param_text(value: Any) -> str:
     return text[:MAX_PARAM_CHARS]
 
 
-def _metrics(report: Report) -> dict[str, float]:
+def run_metrics(report: Report) -> dict[str, float]:
+    """A report's metrics (MLflow keys) with its timings and counts."""
     figures = {metric_key(name): value for name, value in report.metrics.items()}
     figures |= {
         "fit_seconds": report.fit_seconds,
@@ -514,8 +517,8 @@ def long_tail_figure(model: Recommender, k: int = 10) -> Figure:
 
 def register(settings: Settings, run: TrackedRun) -> TrackedRun:
     """Register the run's model as a new version of ``settings.registered_model``."""
-    with _tracking_errors(settings, "register the model"):
-        _client(settings)
+    with tracking_errors(settings, "register the model"):
+        tracking_client(settings)
         version = mlflow.register_model(run.model_uri, settings.registered_model)
     return TrackedRun(run.run_id, run.model_uri, run.model_dir, int(version.version))
 
@@ -538,8 +541,8 @@ def model_uri(settings: Settings, version: int | str) -> str:
 def load_version_model(settings: Settings, version: int | str) -> Recommender:
     """The recommender of a registered version (a number or an alias such as ``champion``)."""
     uri = model_uri(settings, version)
-    with _tracking_errors(settings, f"load {uri}"):
-        _client(settings)
+    with tracking_errors(settings, f"load {uri}"):
+        tracking_client(settings)
         wrapper = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     recommender: Recommender = wrapper.recommender
     return recommender
@@ -594,8 +597,8 @@ def decide_promotion(
     promoted. The decision is logged to the candidate's run and version.
     """
     metric = settings.primary_metric
-    with _registry_lock(settings), _tracking_errors(settings, "decide a promotion"):
-        client = _client(settings)
+    with _registry_lock(settings), tracking_errors(settings, "decide a promotion"):
+        client = tracking_client(settings)
         champion = _alias_version(client, settings.registered_model, CHAMPION)
         if candidate_score is None:
             candidate_score = _safe_score(settings, version, split, metric, eval_config)
@@ -728,8 +731,8 @@ def _set_champion(client: MlflowClient, name: str, version: int) -> None:
 
 def promote(settings: Settings, version: int) -> None:
     """Make ``version`` the champion by hand (the old one stays available for rollback)."""
-    with _registry_lock(settings), _tracking_errors(settings, f"promote version {version}"):
-        client = _client(settings)
+    with _registry_lock(settings), tracking_errors(settings, f"promote version {version}"):
+        client = tracking_client(settings)
         client.get_model_version(settings.registered_model, str(version))  # exists?
         _set_champion(client, settings.registered_model, version)
         client.set_model_version_tag(
@@ -740,8 +743,8 @@ def promote(settings: Settings, version: int) -> None:
 def rollback(settings: Settings) -> int:
     """Give the champion alias back to the previous champion; returns that version."""
     name = settings.registered_model
-    with _registry_lock(settings), _tracking_errors(settings, "roll back the champion"):
-        client = _client(settings)
+    with _registry_lock(settings), tracking_errors(settings, "roll back the champion"):
+        client = tracking_client(settings)
         history = _history(client, name)
         if not history:
             raise TrackingError(f"{name} has no previous champion to roll back to")
@@ -764,8 +767,8 @@ def rollback(settings: Settings) -> int:
 def list_versions(settings: Settings) -> list[VersionInfo]:
     """Every version of the registered model, newest first, with its aliases and metrics."""
     name = settings.registered_model
-    with _tracking_errors(settings, "list model versions"):
-        client = _client(settings)
+    with tracking_errors(settings, "list model versions"):
+        client = tracking_client(settings)
         found = client.search_model_versions(f"name = '{name}'")
         # Search results leave the aliases out: read each version itself.
         versions = [client.get_model_version(name, v.version) for v in found]
@@ -783,16 +786,16 @@ def find_version(settings: Settings, tag: str, value: str) -> VersionInfo | None
 def tag_version(settings: Settings, version: int, tags: dict[str, str]) -> None:
     """Set tags on a registered version."""
     name = settings.registered_model
-    with _tracking_errors(settings, f"tag version {version}"):
-        client = _client(settings)
+    with tracking_errors(settings, f"tag version {version}"):
+        client = tracking_client(settings)
         for key, value in tags.items():
             client.set_model_version_tag(name, str(version), key, value)
 
 
 def show_version(settings: Settings, version: int) -> VersionInfo:
     """One version with its run's metrics, parameters and tags."""
-    with _tracking_errors(settings, f"show version {version}"):
-        client = _client(settings)
+    with tracking_errors(settings, f"show version {version}"):
+        client = tracking_client(settings)
         return _describe(client, client.get_model_version(settings.registered_model, str(version)))
 
 

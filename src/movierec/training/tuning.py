@@ -69,11 +69,11 @@ from movierec.models.base import Recommender
 from movierec.training.experiments import DEFAULT_PROTOCOL, prepare
 from movierec.training.tracking import (
     LOWER_IS_BETTER,
-    _client,
     _experiment_id,
-    _tracking_errors,
     git_commit,
     metric_key,
+    tracking_client,
+    tracking_errors,
 )
 
 # ---------------------------------------------------------------- search spaces
@@ -536,8 +536,8 @@ def tune(
     data = _Data(dataset, protocol, dict(split_params or {}), eval_config or EvaluationConfig())
     plan = _plan(model, metric=metric, data=data, grid=grid, fixed_params=fixed_params)
     _check_budget(trials, timeout, grid_mode=plan.grid is not None)
-    with _tracking_errors(settings, "start the tuning run", "; no trial was run"):
-        client = _client(settings)
+    with tracking_errors(settings, "start the tuning run", "; no trial was run"):
+        client = tracking_client(settings)
         experiment_id = _experiment_id(client, settings)
     url = storage or _default_storage(settings)
     study = _open_study(url, study_name or plan.default_study_name(), plan, seed)
@@ -808,7 +808,7 @@ class _Tracker:
         params: dict[str, Any],
     ) -> _Tracker:
         """Open the parent run, tagged with the study and holding the tuning's parameters."""
-        with _tracking_errors(settings, "start the tuning run", "; no trial was run"):
+        with tracking_errors(settings, "start the tuning run", "; no trial was run"):
             run = client.create_run(
                 experiment_id,
                 run_name=f"tune-{plan.family}",
@@ -829,11 +829,11 @@ class _Tracker:
                 self.client.set_tag(self.parent_id, "movierec.error", _first_line(exc))
                 self.client.set_terminated(self.parent_id, status)
             raise
-        with _tracking_errors(self.settings, "end the tuning run"):
+        with tracking_errors(self.settings, "end the tuning run"):
             self.client.set_terminated(self.parent_id, "FINISHED")
 
     def start_trial(self, number: int, params: dict[str, Any]) -> str:
-        with _tracking_errors(self.settings, f"log trial {number}"):
+        with tracking_errors(self.settings, f"log trial {number}"):
             run = self.client.create_run(
                 self.experiment_id,
                 run_name=f"trial-{number}",
@@ -851,7 +851,7 @@ class _Tracker:
         return run_id
 
     def log_step(self, run_id: str, value: float, step: int) -> None:
-        with _tracking_errors(self.settings, "log a trial's score"):
+        with tracking_errors(self.settings, "log a trial's score"):
             self.client.log_metric(run_id, self.val_key, value, step=step)
 
     def end_trial(self, run_id: str, state: TrialState, *, reason: str | None = None) -> None:
@@ -859,7 +859,7 @@ class _Tracker:
         tags = [RunTag("optuna.state", state.name)]
         if reason is not None:
             tags.append(RunTag("movierec.error", reason))
-        with _tracking_errors(self.settings, "end a trial's run"):
+        with tracking_errors(self.settings, "end a trial's run"):
             self.client.log_batch(run_id, tags=tags)
             self.client.set_terminated(run_id, status)
 
@@ -876,7 +876,7 @@ class _Tracker:
         }
         now = int(time.time() * 1000)
         best = {f"best.{key}": value for key, value in result.best_params.items()}
-        with _tracking_errors(self.settings, "log the tuning result"):
+        with tracking_errors(self.settings, "log the tuning result"):
             self.client.log_batch(
                 self.parent_id,
                 metrics=[Metric(key, value, now, 0) for key, value in metrics.items()],
