@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import platform
 import resource
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 
 def rss_bytes(field_name: str = "VmHWM") -> int:
@@ -34,3 +39,16 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def write_json_report(
+    path: Path, args: argparse.Namespace, machine: dict[str, Any], **sections: Any
+) -> None:
+    """The run's date, arguments and machine, with the benchmark's own ``sections``, as JSON."""
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": machine,
+        **sections,
+    }
+    path.write_text(json.dumps(report, indent=2))

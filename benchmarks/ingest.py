@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from common import cpu_model, rss_bytes
+from common import cpu_model, rss_bytes, write_json_report
 from movierec.data.sources import LoadedData, ParseReport
 
 ML20M_RATINGS = 20_000_000
@@ -405,13 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         f" 1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     )
     if args.json:
-        report = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "machine": info,
-            "stages": [asdict(s) | {"rows_per_s": s.rows_per_s} for s in stages],
-        }
-        args.json.write_text(json.dumps(report, indent=2))
+        stages_out = [asdict(s) | {"rows_per_s": s.rows_per_s} for s in stages]
+        write_json_report(args.json, args, info, stages=stages_out)
     return 0 if all(s.passed for s in stages) else 1
 
 

@@ -37,14 +37,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from common import cpu_model, rss_bytes
+from common import cpu_model, rss_bytes, write_json_report
 
 ML20M = (20_000_000, 138_493, 27_278)  # ratings, users, items
 SMALL = (1_000_000, 7_000, 3_000)
@@ -539,13 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {load_after:.1f} after"
     )
     if args.json:
-        report = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "machine": info,
-            "stages": [asdict(s) for s in stages],
-        }
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json_report(args.json, args, info, stages=[asdict(s) for s in stages])
     return 0 if all(s.passed for s in stages if not s.reference) else 1
 
 

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from common import cpu_model
+from common import cpu_model, write_json_report
 
 ML20M = (20_000_000, 138_493, 27_278)  # ratings, users, items
 SMALL = (1_000_000, 7_000, 3_000)
@@ -654,15 +654,14 @@ def main(argv: list[str] | None = None) -> int:
         f" {load_after:.1f} after"
     )
     if args.json:
-        report = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "machine": info,
-            "starts": [asdict(s) for s in results.starts],
-            "runs": [asdict(r) for r in results.runs],
-            "naive": asdict(results.naive) if results.naive else None,
-        }
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json_report(
+            args.json,
+            args,
+            info,
+            starts=[asdict(s) for s in results.starts],
+            runs=[asdict(r) for r in results.runs],
+            naive=asdict(results.naive) if results.naive else None,
+        )
     verdicts = [r.passed for r in results.runs if r.route != REFERENCE]
     verdicts += [s.passed for s in results.starts]
     return 0 if all(verdicts) else 1
