@@ -28,6 +28,8 @@ A folded-in history has no timestamps: its items are taken in the order given, t
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
@@ -62,10 +64,7 @@ def recency_weights(interactions: Interactions, half_life_days: float) -> npt.ND
     Raises:
         ModelError: When the interactions carry no timestamps.
     """
-    if interactions.timestamps is None:
-        raise ModelError("recency weighting needs timestamps, and these ratings have none")
-    times = interactions.timestamps.data.astype(np.int64)
-    indptr = interactions.timestamps.indptr
+    times, indptr = _rating_times(interactions)
     counts = np.diff(indptr)
     rated = counts > 0
     latest = np.zeros(len(counts), dtype=np.int64)
@@ -73,6 +72,13 @@ def recency_weights(interactions: Interactions, half_life_days: float) -> npt.ND
     latest[rated] = np.maximum.reduceat(times, indptr[:-1][rated]) if times.size else 0
     age_days = (np.repeat(latest, counts) - times) / SECONDS_PER_DAY
     return np.exp2(-age_days / half_life_days).astype(np.float32)
+
+
+def _rating_times(interactions: Interactions) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """Each stored rating's time (CSR order) and the rows' pointers into them."""
+    if interactions.timestamps is None:
+        raise ModelError("recency weighting needs timestamps, and these ratings have none")
+    return interactions.timestamps.data.astype(np.int64), interactions.timestamps.indptr
 
 
 def interaction_weights(
@@ -92,10 +98,7 @@ def position_weights(interactions: Interactions, half_life_ratings: float) -> Fl
     Raises:
         ModelError: When the interactions carry no timestamps.
     """
-    if interactions.timestamps is None:
-        raise ModelError("recency weighting needs timestamps, and these ratings have none")
-    times = interactions.timestamps.data.astype(np.int64)
-    indptr = interactions.timestamps.indptr
+    times, indptr = _rating_times(interactions)
     users = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
     order = np.lexsort((times, users))  # CSR rows are grouped, so each user keeps its block
     sorted_times, sorted_users = times[order], users[order]

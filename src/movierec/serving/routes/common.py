@@ -51,15 +51,4 @@ def recommendations(user_id: int | None, answer: Answer) -> RecommendationRespon
 
 
 def model_info(info: ModelInfo) -> ModelInfoResponse:
-    return ModelInfoResponse(
-        name=info.name,
-        version=info.version,
-        source=info.source,
-        run_id=info.run_id,
-        metrics=info.metrics,
-        snapshot_hash=info.snapshot_hash,
-        loaded_at=info.loaded_at,
-        load_seconds=info.load_seconds,
-        n_users=info.n_users,
-        n_items=info.n_items,
-    )
+    return ModelInfoResponse.model_validate(info, from_attributes=True)

@@ -15,17 +15,7 @@ router = APIRouter(tags=["training"], dependencies=[AdminDep], responses=errors(
 
 
 def job_response(job: Job) -> JobResponse:
-    return JobResponse(
-        job_id=job.job_id,
-        kind=job.kind,
-        command=job.command,
-        status=job.status,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        exit_code=job.exit_code,
-        log_tail=job.log_tail,
-    )
+    return JobResponse.model_validate(job, from_attributes=True)
 
 
 @router.post("/training", status_code=status.HTTP_202_ACCEPTED, responses=errors(409, 413, 422))
