@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import zipfile
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -348,6 +349,33 @@ class Recommender(ABC):
         allowed = np.zeros(self.n_items, dtype=bool)
         allowed[chosen] = True
         return allowed
+
+
+def components_state(components: Mapping[str, Recommender]) -> dict[str, npt.NDArray[Any]]:
+    """The arrays of a composite model's fitted parts, each prefixed with its part's key."""
+    return {
+        f"{key}.{name}": value
+        for key, model in components.items()
+        for name, value in model._state().items()
+    }
+
+
+def restore_components(
+    owner: Recommender, components: Mapping[str, Recommender], arrays: dict[str, npt.NDArray[Any]]
+) -> None:
+    """Give each part of ``owner`` its arrays back (see :func:`components_state`) and the
+    owner's ids, seen matrix and rating scale, which the parts share."""
+    for key, model in components.items():
+        model.user_ids, model.item_ids = owner.user_ids, owner.item_ids
+        model.user_items, model.rating_scale = owner.user_items, owner.rating_scale
+        prefix = f"{key}."
+        model._restore(
+            {
+                name[len(prefix) :]: value
+                for name, value in arrays.items()
+                if name.startswith(prefix)
+            }
+        )
 
 
 def _index_of(sorted_ids: npt.NDArray[np.int64], value: int) -> int | None:

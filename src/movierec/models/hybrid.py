@@ -28,7 +28,14 @@ from pydantic import Field, model_validator
 
 from movierec.data.interactions import Interactions
 from movierec.models.als import ALS, ALSConfig
-from movierec.models.base import ModelConfig, ModelError, Recommender, cooccurrence_cosine
+from movierec.models.base import (
+    ModelConfig,
+    ModelError,
+    Recommender,
+    components_state,
+    cooccurrence_cosine,
+    restore_components,
+)
 from movierec.models.ease import EASE, EASEConfig
 from movierec.models.graph import RP3beta, RP3betaConfig
 from movierec.models.knn import item_similarity
@@ -284,6 +291,9 @@ class Blend(Recommender):
             model.fit(interactions)
         self._fitted_flag = True
 
+    def _models(self) -> dict[str, Recommender]:
+        return {key: model for key, (_, model) in self.components.items()}
+
     def _parts(self) -> list[tuple[float, Recommender]]:
         if not self._fitted_flag:
             raise ModelError(f"{self.name} is not fitted: call fit() or load() first")
@@ -301,24 +311,10 @@ class Blend(Recommender):
         return _weighted_sum(parts)[0]
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
-        return {
-            f"{key}.{name}": value
-            for key, (_, model) in self.components.items()
-            for name, value in model._state().items()
-        }
+        return components_state(self._models())
 
     def _restore(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        for key, (_, model) in self.components.items():
-            model.user_ids, model.item_ids = self.user_ids, self.item_ids
-            model.user_items, model.rating_scale = self.user_items, self.rating_scale
-            prefix = f"{key}."
-            model._restore(
-                {
-                    name[len(prefix) :]: value
-                    for name, value in arrays.items()
-                    if name.startswith(prefix)
-                }
-            )
+        restore_components(self, self._models(), arrays)
         self._fitted_flag = True
 
 

@@ -21,7 +21,13 @@ import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from movierec.data.interactions import Interactions
-from movierec.models.base import ModelConfig, ModelError, Recommender
+from movierec.models.base import (
+    ModelConfig,
+    ModelError,
+    Recommender,
+    components_state,
+    restore_components,
+)
 from movierec.models.baseline import BaselineOnly, BaselineOnlyConfig
 from movierec.models.knn_rating import KNNBaseline, KNNBaselineConfig
 from movierec.models.mf import BiasedMF, BiasedMFConfig
@@ -130,25 +136,11 @@ class RatingBlend(Recommender):
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         weights, _ = self._parts()
-        nested = {
-            f"{key}.{name}": value
-            for key, model in self.components.items()
-            for name, value in model._state().items()
-        }
+        nested = components_state(self.components)
         return {"weights": weights, **nested}
 
     def _restore(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        for key, model in self.components.items():
-            model.user_ids, model.item_ids = self.user_ids, self.item_ids
-            model.user_items, model.rating_scale = self.user_items, self.rating_scale
-            prefix = f"{key}."
-            model._restore(
-                {
-                    name[len(prefix) :]: value
-                    for name, value in arrays.items()
-                    if name.startswith(prefix)
-                }
-            )
+        restore_components(self, self.components, arrays)
         self.weights = arrays["weights"]
 
 
