@@ -11,6 +11,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+ML20M = (20_000_000, 138_493, 27_278)  # ratings, users, items
+SMALL = (1_000_000, 7_000, 3_000)
+
+
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--small``, ``--ratings/--users/--items`` and ``--seed`` of the synthetic data."""
+    parser.add_argument("--small", action="store_true", help="1M ratings, 7,000 x 3,000")
+    parser.add_argument("--ratings", type=int)
+    parser.add_argument("--users", type=int)
+    parser.add_argument("--items", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def resolve_sizes(args: argparse.Namespace) -> None:
+    """Fill the sizes not given: ``--small`` replaces the ML-20M defaults (explicit ones win)."""
+    sizes = SMALL if args.small else ML20M
+    for name, default in zip(("ratings", "users", "items"), sizes, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
 
 def rss_bytes(field_name: str = "VmHWM") -> int:
     """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, from /proc; getrusage elsewhere.

@@ -41,10 +41,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from common import cpu_model, rss_bytes, write_json_report
+from common import ML20M, cpu_model, rss_bytes, write_json_report
 from movierec.data.sources import LoadedData, ParseReport
 
-ML20M_RATINGS = 20_000_000
 GB = 1 << 30
 PEAK_TARGET_BYTES = 4 * GB
 PG_TARGET_S = 60.0  # for 20M ratings
@@ -69,7 +68,7 @@ class Params:
     @property
     def scale(self) -> float:
         """This run's size relative to ML-20M's, to scale the time targets."""
-        return self.ratings / ML20M_RATINGS
+        return self.ratings / ML20M[0]
 
 
 @dataclass
@@ -359,7 +358,7 @@ def machine() -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ratings", type=int, default=ML20M_RATINGS)
+    parser.add_argument("--ratings", type=int, default=ML20M[0])
     parser.add_argument("--users", type=int, default=138_493)
     parser.add_argument("--items", type=int, default=27_278)
     parser.add_argument("--seed", type=int, default=0)

@@ -43,10 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common import cpu_model, rss_bytes, write_json_report
+from common import ML20M, add_size_arguments, cpu_model, resolve_sizes, rss_bytes, write_json_report
 
-ML20M = (20_000_000, 138_493, 27_278)  # ratings, users, items
-SMALL = (1_000_000, 7_000, 3_000)
 GB = 1 << 30
 PEAK_TARGET_BYTES = 8 * GB
 ALS_TARGET_S = 90.0  # the time targets are for 20M ratings
@@ -487,11 +485,7 @@ def machine(threads: int) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; ``--small`` replaces the default sizes (explicit sizes still win)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--small", action="store_true", help="1M ratings, 7,000 x 3,000")
-    parser.add_argument("--ratings", type=int)
-    parser.add_argument("--users", type=int)
-    parser.add_argument("--items", type=int)
-    parser.add_argument("--seed", type=int, default=0)
+    add_size_arguments(parser)
     parser.add_argument("--threads", type=int, default=2, help="ALS training threads")
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--als-iterations", type=int, default=15)
@@ -511,10 +505,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--workdir", type=Path, help="temporary files here (default: system tmp)")
     args = parser.parse_args(argv)
-    sizes = SMALL if args.small else ML20M
-    for name, default in zip(("ratings", "users", "items"), sizes, strict=True):
-        if getattr(args, name) is None:
-            setattr(args, name, default)
+    resolve_sizes(args)
     return args
 
 

@@ -51,10 +51,8 @@ from typing import Any
 
 import numpy as np
 
-from common import cpu_model, write_json_report
+from common import add_size_arguments, cpu_model, resolve_sizes, write_json_report
 
-ML20M = (20_000_000, 138_493, 27_278)  # ratings, users, items
-SMALL = (1_000_000, 7_000, 3_000)
 GB = 1 << 30
 K = 10
 ROUTES = ("user", "anonymous", "similar")
@@ -597,11 +595,7 @@ def machine() -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; ``--small`` replaces the default sizes (explicit sizes still win)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--small", action="store_true", help="1M ratings, 7,000 x 3,000")
-    parser.add_argument("--ratings", type=int)
-    parser.add_argument("--users", type=int)
-    parser.add_argument("--items", type=int)
-    parser.add_argument("--seed", type=int, default=0)
+    add_size_arguments(parser)
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=15)
     parser.add_argument(
@@ -620,10 +614,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    sizes = SMALL if args.small else ML20M
-    for name, default in zip(("ratings", "users", "items"), sizes, strict=True):
-        if getattr(args, name) is None:
-            setattr(args, name, default)
+    resolve_sizes(args)
     args.workers = [int(w) for w in args.workers.split(",")]
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     if args.small and args.work_dir == parser.get_default("work_dir"):
