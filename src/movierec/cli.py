@@ -491,7 +491,7 @@ def _has_champion(settings: Settings) -> bool:
         return False  # no embedded registry yet: do not create one just to look
     from movierec.training import tracking
 
-    return any(tracking.CHAMPION in v.aliases for v in tracking.list_versions(settings))
+    return tracking.version_by_alias(settings, tracking.CHAMPION) is not None
 
 
 def _movie_rows(

@@ -7,6 +7,7 @@ archive, without touching the store.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from movierec.models import create_model
 from movierec.models.base import Recommender
 
 OFFICIAL_CV_FOLDS = ("u1", "u2", "u3", "u4", "u5")
+LOWER_IS_BETTER = frozenset({"rmse", "mae"})  # metrics where a smaller value is better
 DEFAULT_PROTOCOL = "user_temporal"
 
 
@@ -88,15 +90,21 @@ def leaderboard(
     config: EvaluationConfig | None = None,
     rank_by: str = "ndcg@10",
 ) -> list[Report]:
-    """Every model on the same splits, best first by ``rank_by`` (lower first for errors)."""
+    """Every model on the same splits, best first by ``rank_by`` (see :func:`ranked`)."""
     reports = [evaluate_model(experiment, name, params, config) for name, params in models.items()]
-    lower_is_better = rank_by in {"rmse", "mae"}
-    missing = float("inf") if lower_is_better else float("-inf")
-    return sorted(
-        reports,
-        key=lambda r: r.metrics.get(rank_by, missing),
-        reverse=not lower_is_better,
-    )
+    return ranked(reports, rank_by)
+
+
+def ranked(reports: list[Report], metric: str) -> list[Report]:
+    """``reports`` best first by ``metric`` (lower first for errors); those without it last."""
+
+    def key(report: Report) -> float:
+        value = report.metrics.get(metric, math.nan)
+        if not math.isfinite(value):
+            return math.inf
+        return value if metric in LOWER_IS_BETTER else -value
+
+    return sorted(reports, key=key)
 
 
 def train_model(

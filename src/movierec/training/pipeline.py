@@ -49,10 +49,9 @@ from movierec.errors import ConfigError
 from movierec.evaluation.protocol import EvaluationConfig, Report
 from movierec.models import create_model, model_class
 from movierec.training import tracking
-from movierec.training.experiments import Experiment, evaluate_model
+from movierec.training.experiments import Experiment, evaluate_model, ranked
 
 FINGERPRINT_TAG = "movierec.pipeline_fingerprint"
-LOWER_IS_BETTER = tracking.LOWER_IS_BETTER
 
 
 class ModelSpec(BaseModel):
@@ -240,13 +239,6 @@ def _experiment(config: PipelineConfig, snapshot: Snapshot) -> Experiment:
     return Experiment(config.dataset or "store", config.protocol, inter, splits[:1])
 
 
-def _rank_key(report: Report, metric: str) -> float:
-    value = report.metrics.get(metric, math.nan)
-    if not math.isfinite(value):
-        return math.inf
-    return value if metric in LOWER_IS_BETTER else -value
-
-
 @dataclass
 class _TrainingStages:
     """The stages after the split: they share the run's settings, data, result and timer."""
@@ -272,7 +264,7 @@ class _TrainingStages:
                 if self.config.track:
                     with self.timer("track"):
                         _log_evaluation(report)
-        result.leaderboard.sort(key=lambda r: _rank_key(r, metric))
+        result.leaderboard = ranked(result.leaderboard, metric)
         if not math.isfinite(result.leaderboard[0].metrics.get(metric, math.nan)):
             raise ConfigError(f"no configured model produced {metric}: nothing can be promoted")
         result.winner = result.leaderboard[0].model

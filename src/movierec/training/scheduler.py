@@ -58,9 +58,7 @@ def parse_cron(expression: str) -> CronTrigger:
 
 def new_ratings_reason(settings: Settings) -> str | None:
     """Why the store differs from the champion's training data, or None when it does not."""
-    champion = next(
-        (v for v in tracking.list_versions(settings) if tracking.CHAMPION in v.aliases), None
-    )
+    champion = tracking.version_by_alias(settings, tracking.CHAMPION)
     if champion is None:
         return "no champion yet"
     snapshot_hash = champion.snapshot_hash

@@ -55,6 +55,7 @@ from movierec.errors import MovierecError
 from movierec.evaluation.protocol import EvaluationConfig, Report, evaluate
 from movierec.models import model_class
 from movierec.models.base import Recommender
+from movierec.training.experiments import LOWER_IS_BETTER
 
 # MLflow draws a progress bar for every artifact download (logging validates the model by
 # loading it back): noise in CLI output and logs. An explicit setting still wins.
@@ -65,7 +66,6 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 MODEL_ARTIFACT = "recommender"
 REPORT_FILE = "report.json"
-LOWER_IS_BETTER = frozenset({"rmse", "mae"})
 # A registered-model tag: the champions before the current one, oldest first (rollback pops it).
 HISTORY_TAG = "movierec.champion_history"
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter value
@@ -775,6 +775,17 @@ def list_versions(settings: Settings) -> list[VersionInfo]:
         return sorted(
             (_describe(client, v) for v in versions), key=lambda v: v.version, reverse=True
         )
+
+
+def version_by_alias(settings: Settings, alias: str) -> VersionInfo | None:
+    """The version that holds ``alias`` (e.g. ``champion``), or None."""
+    name = settings.registered_model
+    with tracking_errors(settings, f"read the {alias} alias"):
+        client = tracking_client(settings)
+        version = _alias_version(client, name, alias)
+        if version is None:
+            return None
+        return _describe(client, client.get_model_version(name, str(version)))
 
 
 def find_version(settings: Settings, tag: str, value: str) -> VersionInfo | None:

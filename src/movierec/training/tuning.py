@@ -66,9 +66,8 @@ from movierec.errors import ConfigError, MovierecError
 from movierec.evaluation.protocol import EvaluationConfig, Report, evaluate, relevant_items
 from movierec.models import create_model, model_class
 from movierec.models.base import Recommender
-from movierec.training.experiments import DEFAULT_PROTOCOL, prepare
+from movierec.training.experiments import DEFAULT_PROTOCOL, LOWER_IS_BETTER, prepare
 from movierec.training.tracking import (
-    LOWER_IS_BETTER,
     _experiment_id,
     git_commit,
     metric_key,
