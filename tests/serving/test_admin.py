@@ -55,13 +55,19 @@ def test_without_a_configured_key_admin_routes_are_closed(tmp_path: Path) -> Non
         assert "no model is loaded" in no_model.json()["detail"]
 
 
-def test_champion_is_served_and_hot_reloaded(
-    registry: Registry, synth_data: LoadedData, tmp_path: Path
-) -> None:
+def _served_registry(registry: Registry, synth_data: LoadedData, tmp_path: Path) -> Settings:
+    """Settings of a data dir with its own copy of the registry and the synthetic ratings."""
     shutil.copy(registry.data_dir / "mlflow.db", tmp_path / "mlflow.db")
     settings = settings_for(tmp_path)
     with RatingsStore(settings.store_url) as store:
         store.ingest(synth_data)
+    return settings
+
+
+def test_champion_is_served_and_hot_reloaded(
+    registry: Registry, synth_data: LoadedData, tmp_path: Path
+) -> None:
+    settings = _served_registry(registry, synth_data, tmp_path)
     admin = {"X-API-Key": API_KEY}
     with TestClient(create_app(settings)) as client:
         current = client.get("/models/current").json()
@@ -93,10 +99,7 @@ def test_champion_is_served_and_hot_reloaded(
 def test_a_registry_that_fails_keeps_the_served_model(
     registry: Registry, synth_data: LoadedData, tmp_path: Path
 ) -> None:
-    shutil.copy(registry.data_dir / "mlflow.db", tmp_path / "mlflow.db")
-    settings = settings_for(tmp_path)
-    with RatingsStore(settings.store_url) as store:
-        store.ingest(synth_data)
+    settings = _served_registry(registry, synth_data, tmp_path)
     with TestClient(create_app(settings)) as client:
         (tmp_path / "mlflow.db").write_bytes(b"not a database")
         failed = client.post("/admin/reload", headers={"X-API-Key": API_KEY})

@@ -56,12 +56,20 @@ def test_the_feed_carries_whole_lines_to_the_other_readers(tmp_path: Path) -> No
     assert late.poll() == []
 
 
-def test_a_rating_posted_to_one_worker_is_used_by_the_other(
+@pytest.fixture
+def workers(
     tmp_path: Path, ml_small: LoadedData, ml_model_dir: Path
-) -> None:
+) -> tuple[RecommenderService, RecommenderService]:
+    """Two services over one store and one feed file: two workers of one server."""
     settings = ml_settings_in(tmp_path, ml_small, ml_model_dir)
     feed = tmp_path / "feed.jsonl"
-    first, second = _service(settings, SharedFeed(feed)), _service(settings, SharedFeed(feed))
+    return _service(settings, SharedFeed(feed)), _service(settings, SharedFeed(feed))
+
+
+def test_a_rating_posted_to_one_worker_is_used_by_the_other(
+    workers: tuple[RecommenderService, RecommenderService],
+) -> None:
+    first, second = workers
     _post(first, NEW_USER, LIKED)
     answer = second.recommend_user(NEW_USER, 10, Filter())
     assert answer.strategy == "folded_in"
@@ -69,11 +77,9 @@ def test_a_rating_posted_to_one_worker_is_used_by_the_other(
 
 
 def test_a_reload_on_one_worker_reloads_the_other(
-    tmp_path: Path, ml_small: LoadedData, ml_model_dir: Path
+    workers: tuple[RecommenderService, RecommenderService],
 ) -> None:
-    settings = ml_settings_in(tmp_path, ml_small, ml_model_dir)
-    feed = tmp_path / "feed.jsonl"
-    first, second = _service(settings, SharedFeed(feed)), _service(settings, SharedFeed(feed))
+    first, second = workers
     before = second.state.info
     assert before is not None
     first.load()
