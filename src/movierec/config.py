@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         return self.data_dir / "models"
 
     @property
+    def served_models_dir(self) -> Path:
+        """Where the server keeps the registry versions it serves (one download per version,
+        mapped by all its workers)."""
+        return self.data_dir / "served-models"
+
+    @property
     def snapshots_dir(self) -> Path:
         """Where content-hashed parquet snapshots of the store are written."""
         return self.data_dir / "snapshots"

@@ -239,12 +239,35 @@ class RecommenderContract:
         np.testing.assert_allclose(loaded["scores"], scores, rtol=1e-5)
         np.testing.assert_array_equal(type(model).load(folder).user_ids, model.user_ids)
 
+    def test_a_mapped_model_answers_as_a_read_one(self, model: Recommender, tmp_path: Path) -> None:
+        """Served models are mapped read-only (movierec.models.arrays): no answer may write
+        into a loaded array, and every answer is the one a model read into memory gives."""
+        folder = model.save(tmp_path / "model")
+        read, mapped = type(model).load(folder), type(model).load(folder, mmap_mode=True)
+        assert mapped.user_items is not None
+        assert not mapped.user_items.indices.flags.writeable
+        history, ratings = [0, 1, 2, 3, 4, 5, 6, 7], [5.0, 4.0, 4.5, 5.0, 3.0, 4.0, 5.0, 4.0]
+        answers = [
+            lambda m: m.recommend(np.arange(N_USERS), k=5),
+            lambda m: m.recommend(3, k=5, candidates=np.arange(20)),
+            lambda m: m.recommend_for_history(history, ratings, k=5),
+            lambda m: m.similar_items(0, k=5),
+            lambda m: m.popular_items(k=5),
+        ]
+        if self.rating_model:
+            answers.append(lambda m: (m.predict([0, 25], [held_out_item(0), 3]),))
+        for answer in answers:
+            for expected, got in zip(answer(read), answer(mapped), strict=True):
+                np.testing.assert_array_equal(got, expected)
+
     def test_broken_model_files_are_clear_errors(self, model: Recommender, tmp_path: Path) -> None:
         folder = model.save(tmp_path / "model")
         arrays = folder / "arrays.npz"
         arrays.write_bytes(arrays.read_bytes()[: arrays.stat().st_size // 2])
         with pytest.raises(ModelError, match="cannot load"):
             type(model).load(folder)
+        with pytest.raises(ModelError, match="cannot load"):
+            type(model).load(folder, mmap_mode=True)
         meta = json.loads((folder / "config.json").read_text())
         (folder / "config.json").write_text(json.dumps({**meta, "format_version": 99}))
         with pytest.raises(ModelError, match="format"):

@@ -96,6 +96,26 @@ def test_champion_is_served_and_hot_reloaded(
         assert 'version="1"' not in metrics
 
 
+def test_a_registry_version_is_downloaded_once_and_mapped_by_every_worker(
+    registry: Registry, synth_data: LoadedData, tmp_path: Path
+) -> None:
+    settings = _served_registry(registry, synth_data, tmp_path)
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        models = [c.app.state.service.state.view.model for c in (first, second)]  # type: ignore[attr-defined]
+        [folder] = settings.served_models_dir.iterdir()
+        assert folder.name.startswith(f"{settings.registered_model}-v1-")
+        for model in models:
+            assert not model.item_factors.flags.writeable, "mapped from the file, not read"
+            assert not model.user_items.indices.flags.writeable
+        assert first.get("/users/1/recommendations").json() == (
+            second.get("/users/1/recommendations").json()
+        )
+        downloaded = (folder / "config.json").stat().st_mtime_ns
+        assert first.post("/admin/reload", headers={"X-API-Key": API_KEY}).status_code == 200
+        assert (folder / "config.json").stat().st_mtime_ns == downloaded, "not downloaded again"
+    assert not [p for p in settings.served_models_dir.iterdir() if p.name.startswith(".")]
+
+
 def test_a_registry_that_fails_keeps_the_served_model(
     registry: Registry, synth_data: LoadedData, tmp_path: Path
 ) -> None:

@@ -119,9 +119,7 @@ class _FactorModel(Recommender):
         self.user_factors: npt.NDArray[np.float32] | None = None
         self.item_factors: npt.NDArray[np.float32] | None = None
         # The item factors it was computed from, then _fold_in_terms' result.
-        self._fold_in_cache: (
-            tuple[npt.NDArray[np.float32], Float64s, Float64s, Float64s, Float64s] | None
-        ) = None
+        self._fold_in_cache: tuple[npt.NDArray[np.float32], Float64s, Float64s] | None = None
 
     def _factors(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         if self.user_factors is None or self.item_factors is None:
@@ -171,17 +169,26 @@ class _FactorModel(Recommender):
         self, items: npt.NDArray[np.int64], confidence: npt.NDArray[np.float32], reg: float
     ) -> npt.NDArray[np.float32]:
         """Scores of a user solved from ``items`` with ``confidence`` (the ALS user step)."""
-        factors, offset, gram, factors_offset = self._fold_in_terms()
-        history, weights = factors[items], confidence.astype(np.float64)
+        _, item_factors = self._factors()
+        gram, factors_offset = self._fold_in_terms()
+        rows = item_factors[items].astype(np.float64)
+        offset = rows[:, -1] if self.has_bias else np.zeros(len(rows))
+        history = rows[:, :-1] if self.has_bias else rows
+        weights = confidence.astype(np.float64)
         # Unobserved items: target 0 - offset at confidence 1; history items: 1 - offset at c.
         lhs = gram + (history.T * (weights - 1.0)) @ history
         lhs[np.diag_indices_from(lhs)] += reg
-        rhs = history.T @ weights - factors_offset - (history.T * (weights - 1.0)) @ offset[items]
+        rhs = history.T @ weights - factors_offset - (history.T * (weights - 1.0)) @ offset
         user = np.linalg.solve(lhs, rhs)
-        return (factors @ user + offset).astype(np.float32)
+        if self.has_bias:  # the user's bias column is 1, as in training
+            user = np.append(user, 1.0)
+        # Scored like a known user, in float32 against the (shared, mapped) item factors: a
+        # float64 copy of them was a private 14 MB per worker, read in full by every fold-in.
+        return item_factors @ user.astype(np.float32)
 
-    def _fold_in_terms(self) -> tuple[Float64s, Float64s, Float64s, Float64s]:
-        """The item factors ``V`` and ``offset`` in float64, ``V^T V`` and ``V^T offset``.
+    def _fold_in_terms(self) -> tuple[Float64s, Float64s]:
+        """``V^T V`` and ``V^T offset`` of the item factors ``V`` and bias ``offset``, in
+        float64.
 
         They depend on the item factors alone, so they are computed once per set of factors:
         at 27k items the Gram matrix alone took ~7 ms of a ~7.5 ms fold-in.
@@ -194,9 +201,9 @@ class _FactorModel(Recommender):
             if self.has_bias:
                 offset = factors[:, -1].copy()
                 factors = np.ascontiguousarray(factors[:, :-1])
-            cached = (item_factors, factors, offset, factors.T @ factors, factors.T @ offset)
+            cached = (item_factors, factors.T @ factors, factors.T @ offset)
             self._fold_in_cache = cached
-        return cached[1], cached[2], cached[3], cached[4]
+        return cached[1], cached[2]
 
     def _item_vectors(self) -> npt.NDArray[np.float32] | None:
         _, item_factors = self._factors()

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from movierec import __version__
 from movierec.data.interactions import Interactions
 from movierec.errors import MovierecError
+from movierec.models.arrays import load_arrays, save_arrays
 
 FORMAT_VERSION = 1
 SCORE_BATCH_CELLS = 32_000_000
@@ -266,7 +267,7 @@ class Recommender(ABC):
             "seen.data": seen.data,
             "rating_scale": np.asarray(self.rating_scale, dtype=np.float64),
         }
-        np.savez(folder / "arrays.npz", allow_pickle=False, **arrays)
+        save_arrays(folder / "arrays.npz", arrays)
         meta = {
             "model": self.name,
             "format_version": FORMAT_VERSION,
@@ -277,16 +278,19 @@ class Recommender(ABC):
         return folder
 
     @classmethod
-    def load(cls, path: str | Path) -> Self:
-        """Load a model saved by :meth:`save` (in this or a fresh process)."""
+    def load(cls, path: str | Path, *, mmap_mode: bool = False) -> Self:
+        """Load a model saved by :meth:`save` (in this or a fresh process).
+
+        ``mmap_mode`` maps the arrays read-only instead of reading them (see
+        :mod:`movierec.models.arrays`): processes serving the same file share its memory.
+        """
         folder = Path(path)
         meta = _read_meta(folder)
         if meta.get("model") != cls.name:
             raise ModelError(f"{folder} holds a {meta.get('model')!r} model, not {cls.name!r}")
         model = cls(cls.config_class(**meta["config"]))
         try:
-            with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
+            arrays = load_arrays(folder / "arrays.npz", mmap_mode=mmap_mode)
             model.user_ids, model.item_ids = arrays["user_ids"], arrays["item_ids"]
             low, high = arrays["rating_scale"].tolist()
             model.rating_scale = (low, high)

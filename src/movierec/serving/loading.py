@@ -2,16 +2,21 @@
 
 The registry is read through MLflow itself (serving never imports ``movierec.training``): the
 champion's logged pyfunc model carries the project's own save format (npz + json) as an artifact
-folder, named in its ``MLmodel`` file; only that folder is downloaded and handed to
-``Recommender.load``. Nothing is unpickled.
+folder, named in its ``MLmodel`` file; only that folder is downloaded (once per version, into
+``served_models_dir``) and handed to ``Recommender.load``. Nothing is unpickled.
+
+Models are memory-mapped, not read (``mmap_mode=True``): every worker of a server maps the same
+file, so a model's arrays are in memory, and in the CPU's shared cache, once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,6 +36,7 @@ logger = logging.getLogger(__name__)
 CHAMPION = "champion"
 MODEL_ARTIFACT = "recommender"  # the pyfunc artifact key movierec logs its model folder under
 SNAPSHOT_TAG = "movierec.snapshot_hash"
+KEEP_SERVED_VERSIONS = 3  # downloaded registry versions kept in served_models_dir
 
 
 class ModelUnavailableError(MovierecError):
@@ -65,7 +71,8 @@ def load_model_folder(folder: Path) -> Recommender:
         family = json.loads((folder / "config.json").read_text())["model"]
     except (OSError, ValueError, KeyError) as exc:
         raise ModelUnavailableError(f"no readable model in {folder}: {exc}") from exc
-    return model_class(family).load(folder)
+    # Mapped, not read: the workers of a server share the file's pages (models/arrays.py).
+    return model_class(family).load(folder, mmap_mode=True)
 
 
 def load_current_model(settings: Settings, *, fall_back_on_error: bool) -> LoadedModel:
@@ -147,7 +154,8 @@ def _load_champion(settings: Settings) -> LoadedModel | None:
             settings.registered_model, str(version.version)
         )
         run = client.get_run(version.run_id) if version.run_id else None
-        model = _download_and_load(settings, download_uri)
+        key = f"{settings.registered_model}-v{version.version}-{version.run_id or 'none'}"
+        model = _download_and_load(settings, download_uri, key)
     except (MlflowException, OSError, ValueError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelUnavailableError(
@@ -179,24 +187,56 @@ def _champion_version(client: Any, name: str) -> Any:
         raise
 
 
-def _download_and_load(settings: Settings, download_uri: str) -> Recommender:
+def _download_and_load(settings: Settings, download_uri: str, key: str) -> Recommender:
+    """Download a version's model folder once into ``served_models_dir/key``, then map it.
+
+    Every worker of a server (and every later start) maps that one copy, so the arrays are in
+    memory once. A download goes to a scratch folder renamed into place when complete: a folder
+    under its final name is always whole, and two workers downloading at once both end with it.
+    """
+    parent = settings.served_models_dir
+    folder = parent / key
+    if not (folder / "config.json").exists():
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=parent) as scratch:
+            downloaded = _download(settings, download_uri, Path(scratch))
+            with contextlib.suppress(OSError):  # another worker's rename came first
+                downloaded.rename(folder)
+        _forget_old_versions(parent, keep=folder)
+    return load_model_folder(folder)
+
+
+def _download(settings: Settings, download_uri: str, scratch: Path) -> Path:
+    """The logged model's folder of arrays and config, downloaded under ``scratch``."""
     import mlflow.artifacts  # noqa: PLC0415
 
     # A server's log is no place for download progress bars.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     root = download_uri.rstrip("/")
-    with tempfile.TemporaryDirectory(prefix="movierec-model-") as scratch:
-        mlmodel = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{root}/MLmodel", dst_path=scratch, tracking_uri=settings.tracking_uri
-        )
-        relative = _artifact_path(Path(mlmodel))
-        folder = mlflow.artifacts.download_artifacts(
+    mlmodel = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{root}/MLmodel", dst_path=str(scratch), tracking_uri=settings.tracking_uri
+    )
+    relative = _artifact_path(Path(mlmodel))
+    return Path(
+        mlflow.artifacts.download_artifacts(
             artifact_uri=f"{root}/{relative}",
-            dst_path=scratch,
+            dst_path=str(scratch),
             tracking_uri=settings.tracking_uri,
         )
-        # load() reads every array into memory: the scratch copy can go afterwards.
-        return load_model_folder(Path(folder))
+    )
+
+
+def _forget_old_versions(parent: Path, keep: Path) -> None:
+    """Delete downloaded versions beyond the newest few (a rollback finds its folder still
+    there). A worker still serving a deleted one keeps its mapped pages until it reloads."""
+    folders = sorted(
+        (p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in folders[KEEP_SERVED_VERSIONS:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _artifact_path(mlmodel: Path) -> str:
