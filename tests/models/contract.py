@@ -260,6 +260,14 @@ class RecommenderContract:
             for expected, got in zip(answer(read), answer(mapped), strict=True):
                 np.testing.assert_array_equal(got, expected)
 
+    def test_warm_up_changes_no_answer(self, model: Recommender) -> None:
+        before = model.recommend(3, k=5), model.similar_items(1, k=5)
+        model.warm_up()
+        after = model.recommend(3, k=5), model.similar_items(1, k=5)
+        for expected, got in zip(before, after, strict=True):
+            np.testing.assert_array_equal(got[0], expected[0])
+            np.testing.assert_array_equal(got[1], expected[1])
+
     def test_broken_model_files_are_clear_errors(self, model: Recommender, tmp_path: Path) -> None:
         folder = model.save(tmp_path / "model")
         arrays = folder / "arrays.npz"

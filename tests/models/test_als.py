@@ -34,6 +34,16 @@ class TestBPRContract(RecommenderContract):
         return BPR(factors=8, learning_rate=0.05, regularization=0.01, iterations=100)
 
 
+@pytest.mark.usefixtures("quantized_always")
+class TestALSQuantizedContract(TestALSContract):
+    pass
+
+
+@pytest.mark.usefixtures("quantized_always")
+class TestBPRQuantizedContract(TestBPRContract):
+    pass
+
+
 @pytest.mark.parametrize("confidence", ["binary", "rating"])
 def test_als_fold_in_of_a_training_user_ranks_like_that_user(confidence: str) -> None:
     data = checkerboard()

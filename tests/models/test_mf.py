@@ -26,6 +26,11 @@ class TestBiasedMFContract(RecommenderContract):
         return BiasedMF(n_factors=8, n_epochs=200, lr=0.02, reg=0.05)
 
 
+@pytest.mark.usefixtures("quantized_always")
+class TestBiasedMFQuantizedContract(TestBiasedMFContract):
+    """Similar movies by the cosine of item factors, through the QuantizedIndex."""
+
+
 @pytest.fixture(scope="module")
 def low_rank() -> tuple[Interactions, Interactions]:
     return low_rank_split()

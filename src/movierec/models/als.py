@@ -56,6 +56,7 @@ from threadpoolctl import threadpool_limits
 
 from movierec.data.interactions import Interactions
 from movierec.models.base import ModelConfig, ModelError, Recommender
+from movierec.models.quantized import MIN_ITEMS, QuantizedIndex
 from movierec.models.weighting import (
     RecencyConfig,
     history_weights,
@@ -118,8 +119,9 @@ class _FactorModel(Recommender):
         super().__init__(config, **params)
         self.user_factors: npt.NDArray[np.float32] | None = None
         self.item_factors: npt.NDArray[np.float32] | None = None
-        # The item factors it was computed from, then _fold_in_terms' result.
+        # The item factors they were computed from, then _fold_in_terms' result / the index.
         self._fold_in_cache: tuple[npt.NDArray[np.float32], Float64s, Float64s] | None = None
+        self._index_cache: tuple[npt.NDArray[np.float32], QuantizedIndex] | None = None
 
     def _factors(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         if self.user_factors is None or self.item_factors is None:
@@ -165,10 +167,29 @@ class _FactorModel(Recommender):
         user_factors, item_factors = self._factors()
         return user_factors[users] @ item_factors.T
 
+    def _score_history(
+        self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        _, item_factors = self._factors()
+        return item_factors @ self._history_vector(items, ratings)
+
+    def _dot_index(self) -> QuantizedIndex | None:
+        _, item_factors = self._factors()
+        if len(item_factors) < MIN_ITEMS:
+            return None
+        if self._index_cache is None or self._index_cache[0] is not item_factors:
+            self._index_cache = (item_factors, QuantizedIndex.build(item_factors))
+        return self._index_cache[1]
+
+    def _user_vector(self, user: int) -> npt.NDArray[np.float32]:
+        user_factors, _ = self._factors()
+        return user_factors[user]
+
     def _fold_in(
         self, items: npt.NDArray[np.int64], confidence: npt.NDArray[np.float32], reg: float
     ) -> npt.NDArray[np.float32]:
-        """Scores of a user solved from ``items`` with ``confidence`` (the ALS user step)."""
+        """The factors of a user solved from ``items`` with ``confidence`` (the ALS user
+        step), in float32 like a known user's."""
         _, item_factors = self._factors()
         gram, factors_offset = self._fold_in_terms()
         rows = item_factors[items].astype(np.float64)
@@ -182,9 +203,9 @@ class _FactorModel(Recommender):
         user = np.linalg.solve(lhs, rhs)
         if self.has_bias:  # the user's bias column is 1, as in training
             user = np.append(user, 1.0)
-        # Scored like a known user, in float32 against the (shared, mapped) item factors: a
-        # float64 copy of them was a private 14 MB per worker, read in full by every fold-in.
-        return item_factors @ user.astype(np.float32)
+        # Not scored against a float64 copy of the item factors: that was a private 14 MB
+        # per server worker, read in full by every fold-in.
+        return user.astype(np.float32)
 
     def _fold_in_terms(self) -> tuple[Float64s, Float64s]:
         """``V^T V`` and ``V^T offset`` of the item factors ``V`` and bias ``offset``, in
@@ -262,7 +283,7 @@ class ALS(_FactorModel):
             alpha=1.0,  # the confidence matrix is passed in whole
         )
 
-    def _score_history(
+    def _history_vector(
         self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
         half_life = self.config.recency_half_life_ratings
@@ -293,7 +314,7 @@ class BPR(_FactorModel):
             regularization=self.config.regularization,
         )
 
-    def _score_history(
+    def _history_vector(
         self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
         confidence = np.full(len(items), 1.0 + self.config.fold_in_alpha, dtype=np.float32)

@@ -29,6 +29,7 @@ from movierec import __version__
 from movierec.data.interactions import Interactions
 from movierec.errors import MovierecError
 from movierec.models.arrays import load_arrays, save_arrays
+from movierec.models.quantized import MIN_ITEMS, QuantizedIndex
 
 FORMAT_VERSION = 1
 SCORE_BATCH_CELLS = 32_000_000
@@ -76,8 +77,10 @@ class Recommender(ABC):
         self.item_ids: npt.NDArray[np.int64] | None = None
         self.user_items: sp.csr_matrix | None = None
         self.rating_scale: tuple[float, float] = (0.0, 1.0)
-        self._item_users: sp.csc_matrix | None = None  # built on first similar_items call
-        self._item_norms: npt.NDArray[np.float32] | None = None  # likewise
+        # Built on first use from the fitted arrays (fit() resets them, load() starts afresh).
+        self._item_users: sp.csc_matrix | None = None
+        self._unit_vectors: npt.NDArray[np.float32] | None = None
+        self._similar_index: QuantizedIndex | None = None
 
     # ---- training -------------------------------------------------------------------------
 
@@ -90,7 +93,8 @@ class Recommender(ABC):
         self.user_items = interactions.matrix.tocsr()
         self.rating_scale = interactions.rating_scale
         self._item_users = None
-        self._item_norms = None
+        self._unit_vectors = None
+        self._similar_index = None
         self._fit(interactions)
         return self
 
@@ -114,17 +118,39 @@ class Recommender(ABC):
         co-occurrence (people who rated this also rated)."""
         return None
 
-    def _similar_scores(self, item: int) -> npt.NDArray[np.float32]:
-        vectors = self._item_vectors()
-        if vectors is None:
-            return cooccurrence_cosine(self._seen(), self._seen_by_item(), item)
-        if self._item_norms is None:
-            # Computed once: they cost several times the product itself, for every call.
-            norms = np.linalg.norm(vectors, axis=1)
+    def unit_item_vectors(self) -> npt.NDArray[np.float32] | None:
+        """The item embeddings scaled to length 1, so that a dot product is their cosine
+        (computed once); None for a model without embeddings."""
+        if self._unit_vectors is None:
+            vectors = self._item_vectors()
+            if vectors is None:
+                return None
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             norms[norms == 0] = 1.0
-            self._item_norms = norms
-        norms = self._item_norms
-        return ((vectors @ vectors[item]) / (norms * norms[item])).astype(np.float32)
+            self._unit_vectors = np.ascontiguousarray(vectors / norms, dtype=np.float32)
+        return self._unit_vectors
+
+    def _similar_scores(self, item: int) -> npt.NDArray[np.float32]:
+        unit = self.unit_item_vectors()
+        if unit is None:
+            return cooccurrence_cosine(self._seen(), self._seen_by_item(), item)
+        return unit @ unit[item]
+
+    def _dot_index(self) -> QuantizedIndex | None:
+        """For a model whose scores are ``item table @ user vector`` over a large catalogue:
+        that table's :class:`QuantizedIndex`, which ranks one user exactly while reading a
+        quarter of the bytes. None (the default): the full scores are ranked."""
+        return None
+
+    def _user_vector(self, user: int) -> npt.NDArray[np.float32]:
+        """The vector ``_dot_index``'s table is multiplied by for ``user``."""
+        raise NotImplementedError
+
+    def _history_vector(
+        self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """The vector ``_dot_index``'s table is multiplied by for a folded-in history."""
+        raise NotImplementedError
 
     def _predict(
         self, users: npt.NDArray[np.int64], items: npt.NDArray[np.int64]
@@ -158,6 +184,11 @@ class Recommender(ABC):
         batch = self._check_users(np.atleast_1d(np.asarray(users, dtype=np.int64)))
         k = self._check_k(k)
         allowed = self._candidate_mask(candidates)
+        index = self._dot_index() if single else None
+        if index is not None:  # one user of a large factor model (every API request)
+            user = int(batch[0])
+            seen = self._seen_slice(user) if exclude_seen else None
+            return index.top_k(self._user_vector(user), k, _blocked(self.n_items, seen, allowed))
         rows_per_batch = max(1, SCORE_BATCH_CELLS // max(self.n_items, 1))
         out_items = np.empty((len(batch), k), dtype=np.int64)
         out_scores = np.empty((len(batch), k), dtype=np.float32)
@@ -165,11 +196,7 @@ class Recommender(ABC):
             chunk = batch[start : start + rows_per_batch]
             scores = self._score_users(chunk).astype(np.float32, copy=False)
             if exclude_seen and len(chunk) == 1:
-                # One user (every API request): a slice of the CSR arrays, several times
-                # cheaper than scipy's row indexing.
-                seen = self._seen()
-                first, last = seen.indptr[chunk[0]], seen.indptr[chunk[0] + 1]
-                scores[0, seen.indices[first:last]] = -np.inf
+                scores[0, self._seen_slice(int(chunk[0]))] = -np.inf
             elif exclude_seen:
                 mask_rows(scores, self._seen()[chunk])
             if allowed is not None:
@@ -199,10 +226,14 @@ class Recommender(ABC):
             raise ModelError(f"item indices must lie in [0, {self.n_items})")
         rating_array = self._check_history_ratings(item_array, ratings)
         k = self._check_k(k)
+        allowed = self._candidate_mask(candidates)
+        index = self._dot_index()
+        if index is not None:
+            blocked = _blocked(self.n_items, item_array if exclude_seen else None, allowed)
+            return index.top_k(self._history_vector(item_array, rating_array), k, blocked)
         scores = self._score_history(item_array, rating_array).astype(np.float32)[None, :]
         if exclude_seen and item_array.size:
             scores[0, item_array] = -np.inf
-        allowed = self._candidate_mask(candidates)
         if allowed is not None:
             scores[:, ~allowed] = -np.inf
         found, values = top_k(scores, k)
@@ -212,10 +243,25 @@ class Recommender(ABC):
         """The ``k`` items most similar to ``item`` (itself excluded)."""
         if not 0 <= item < self.n_items:
             raise ModelError(f"item index {item} outside [0, {self.n_items})")
+        index = self._similar_items_index()
+        if index is not None:
+            itself = np.array([item], dtype=np.int64)
+            blocked = _blocked(self.n_items, itself, None)
+            return index.top_k(index.factors[item], self._check_k(k), blocked)
         scores = self._similar_scores(int(item)).astype(np.float32)[None, :]
         scores[0, item] = -np.inf
         found, values = top_k(scores, self._check_k(k))
         return found[0], values[0]
+
+    def warm_up(self) -> None:
+        """Build now what answering needs (unit vectors, top-k indexes, compiled kernels)
+        rather than on the first request: a server calls it while it loads the model."""
+        if self.n_items == 0:
+            return
+        if self.n_users:
+            self.recommend(0, k=1)
+        self.recommend_for_history([0], k=1)
+        self.similar_items(0, k=1)
 
     def user_index_of(self, user_id: int) -> int | None:
         """The row of external user ``user_id``, or None for a user the model never saw."""
@@ -317,6 +363,19 @@ class Recommender(ABC):
         assert self.user_items is not None
         return self.user_items
 
+    def _seen_slice(self, user: int) -> npt.NDArray[np.int32]:
+        """The items ``user`` rated in training: a slice of the CSR arrays, several times
+        cheaper than scipy's row indexing."""
+        seen = self._seen()
+        return seen.indices[seen.indptr[user] : seen.indptr[user + 1]]
+
+    def _similar_items_index(self) -> QuantizedIndex | None:
+        """The unit item vectors' index for a large catalogue (cosine = dot product)."""
+        if self._similar_index is None and self.n_items >= MIN_ITEMS:
+            unit = self.unit_item_vectors()
+            self._similar_index = None if unit is None else QuantizedIndex.build(unit)
+        return self._similar_index
+
     def _seen_by_item(self) -> sp.csc_matrix:
         if self._item_users is None:
             self._item_users = self._seen().tocsc()
@@ -417,6 +476,16 @@ def cooccurrence_cosine(
     denominator = np.sqrt(counts * max(len(raters), 1))
     denominator[denominator == 0] = 1.0
     return together / denominator
+
+
+def _blocked(
+    n_items: int, seen: npt.NDArray[np.integer] | None, allowed: npt.NDArray[np.bool_] | None
+) -> npt.NDArray[np.bool_]:
+    """Items out of the running: ``seen`` ones and those ``allowed`` leaves out."""
+    blocked = np.zeros(n_items, dtype=bool) if allowed is None else ~allowed
+    if seen is not None:
+        blocked[seen] = True
+    return blocked
 
 
 def mask_rows(scores: npt.NDArray[np.float32], rows: sp.csr_matrix) -> None:

@@ -146,7 +146,8 @@ class ModelView:
             rating_means=means,
             popular_order=np.argsort(-counts, kind="stable"),
             bayesian_order=np.argsort(-_shrunk_means(counts, sums), kind="stable"),
-            unit_vectors=_unit_vectors(model),
+            # The model's own (its similar_items uses them too): one copy per process.
+            unit_vectors=model.unit_item_vectors(),
             liked_threshold=low + LIKED_FRACTION * (high - low),
         )
 
@@ -258,14 +259,3 @@ def _shrunk_means(counts: IntArray, sums: npt.NDArray[Any]) -> npt.NDArray[np.fl
     prior = sums.sum() / counts.sum()
     votes = float(counts[rated].mean())
     return (sums + votes * prior) / (counts + votes)
-
-
-def _unit_vectors(model: Recommender) -> npt.NDArray[np.float32] | None:
-    # The models expose their item embeddings to similar_items through this hook; reasons use
-    # the same vectors. Models without embeddings (neighbourhood, popularity) give no reason.
-    vectors = model._item_vectors()
-    if vectors is None:
-        return None
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return np.ascontiguousarray(vectors / norms, dtype=np.float32)

@@ -196,6 +196,7 @@ class RecommenderService:
             self._reloading.clear()
 
     def _build_state(self, loaded: LoadedModel) -> ServingState:
+        loaded.model.warm_up()
         catalog = Catalog.from_frame(self.store.movies_frame())
         return ServingState(
             catalog=catalog,
