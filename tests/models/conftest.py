@@ -9,5 +9,4 @@ import pytest
 def quantized_always(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every catalogue, however small, ranked through the QuantizedIndex (models/quantized.py):
     the contract's checkerboard is far below the size where it is used."""
-    monkeypatch.setattr("movierec.models.als.MIN_ITEMS", 0)
-    monkeypatch.setattr("movierec.models.base.MIN_ITEMS", 0)
+    monkeypatch.setattr("movierec.models.quantized.MIN_ITEMS", 0)

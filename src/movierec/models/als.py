@@ -56,7 +56,7 @@ from threadpoolctl import threadpool_limits
 
 from movierec.data.interactions import Interactions
 from movierec.models.base import ModelConfig, ModelError, Recommender
-from movierec.models.quantized import MIN_ITEMS, QuantizedIndex
+from movierec.models.quantized import QuantizedIndex, worth_indexing
 from movierec.models.weighting import (
     RecencyConfig,
     history_weights,
@@ -175,7 +175,7 @@ class _FactorModel(Recommender):
 
     def _dot_index(self) -> QuantizedIndex | None:
         _, item_factors = self._factors()
-        if len(item_factors) < MIN_ITEMS:
+        if not worth_indexing(item_factors):
             return None
         if self._index_cache is None or self._index_cache[0] is not item_factors:
             self._index_cache = (item_factors, QuantizedIndex.build(item_factors))

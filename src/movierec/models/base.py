@@ -29,7 +29,7 @@ from movierec import __version__
 from movierec.data.interactions import Interactions
 from movierec.errors import MovierecError
 from movierec.models.arrays import load_arrays, save_arrays
-from movierec.models.quantized import MIN_ITEMS, QuantizedIndex
+from movierec.models.quantized import QuantizedIndex, worth_indexing
 
 FORMAT_VERSION = 1
 SCORE_BATCH_CELLS = 32_000_000
@@ -371,9 +371,10 @@ class Recommender(ABC):
 
     def _similar_items_index(self) -> QuantizedIndex | None:
         """The unit item vectors' index for a large catalogue (cosine = dot product)."""
-        if self._similar_index is None and self.n_items >= MIN_ITEMS:
+        if self._similar_index is None:
             unit = self.unit_item_vectors()
-            self._similar_index = None if unit is None else QuantizedIndex.build(unit)
+            if unit is not None and worth_indexing(unit):
+                self._similar_index = QuantizedIndex.build(unit)
         return self._similar_index
 
     def _seen_by_item(self) -> sp.csc_matrix:
