@@ -110,7 +110,7 @@ async def similar_items(
 
 def _similar(service: ServiceDep, metrics: MetricsDep, movie_id: int, k: int) -> SimilarResponse:
     row, items, info = service.similar(movie_id, k)
-    metrics.recommendations.labels("similar").inc()
+    metrics.recommendation_served("similar")
     return SimilarResponse(
         movie=movie(row), model=model_ref(info), items=[scored(i) for i in items]
     )

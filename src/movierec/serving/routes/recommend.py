@@ -29,7 +29,7 @@ def _filter(filters: Filters | None) -> Filter:
 
 
 def _counted(metrics: MetricsDep, answer: Answer) -> Answer:
-    metrics.recommendations.labels(answer.strategy).inc()
+    metrics.recommendation_served(answer.strategy)
     return answer
 
 
