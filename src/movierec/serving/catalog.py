@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from numba import njit
 
 from movierec.models.base import Recommender
 
@@ -124,6 +125,7 @@ class ModelView:
     # Rows built so far, by model item: a request needs 10 to 20, and building one costs more
     # than the rest of its share of the answer. Filled as requests come (at most one per item).
     _rows: dict[int, MovieRow] = field(default_factory=dict, repr=False)
+    _reasons: dict[int, str] = field(default_factory=dict, repr=False)  # likewise, by item
 
     @classmethod
     def build(cls, model: Recommender, catalog: Catalog) -> ModelView:
@@ -192,14 +194,21 @@ class ModelView:
         to it (cosine of item vectors); None for every item where the model has no vectors."""
         if self.unit_vectors is None or len(history) == 0 or len(items) == 0:
             return [None] * len(items)
-        liked = ratings >= self.liked_threshold
-        pool, pool_ratings = (history[liked], ratings[liked]) if liked.any() else (history, ratings)
-        if len(pool) > REASON_HISTORY:
-            best = np.argsort(-pool_ratings, kind="stable")[:REASON_HISTORY]
-            pool = pool[best]
-        similarity = self.unit_vectors[items] @ self.unit_vectors[pool].T
-        closest = pool[np.argmax(similarity, axis=1)]
-        return [f"because you liked {self.row(int(i)).title}" for i in closest]
+        closest = _closest_liked(
+            self.unit_vectors,
+            np.asarray(items, dtype=np.int64),
+            np.asarray(history, dtype=np.int64),
+            np.asarray(ratings, dtype=np.float32),
+            np.float32(self.liked_threshold),
+            REASON_HISTORY,
+        )
+        return [self._because(int(i)) for i in closest]
+
+    def _because(self, item: int) -> str:
+        text = self._reasons.get(item)
+        if text is None:
+            text = self._reasons[item] = f"because you liked {self.row(item).title}"
+        return text
 
     def history(self, user: int) -> tuple[IntArray, npt.NDArray[np.float32]]:
         """The training items and ratings of model user ``user``."""
@@ -259,3 +268,37 @@ def _shrunk_means(counts: IntArray, sums: npt.NDArray[Any]) -> npt.NDArray[np.fl
     prior = sums.sum() / counts.sum()
     votes = float(counts[rated].mean())
     return (sums + votes * prior) / (counts + votes)
+
+
+@njit(cache=True, fastmath=True)  # a heuristic's sums: their order does not matter
+def _closest_liked(  # noqa: PLR0917 (numba takes arrays positionally)
+    unit_vectors: npt.NDArray[np.float32],
+    items: IntArray,
+    history: IntArray,
+    ratings: npt.NDArray[np.float32],
+    liked_threshold: np.float32,
+    most: int,
+) -> IntArray:
+    """For each item, the history movie of largest cosine: among the liked ones (all when
+    none is liked), the ``most`` best rated at most (the first ones on equal ratings).
+
+    Compiled: as numpy calls this was a quarter of a recommendation's time (measured).
+    """
+    pool = history[ratings >= liked_threshold]
+    pool_ratings = ratings[ratings >= liked_threshold]
+    if len(pool) == 0:
+        pool, pool_ratings = history, ratings
+    if len(pool) > most:
+        pool = pool[np.argsort(-pool_ratings, kind="mergesort")[:most]]
+    closest = np.empty(len(items), dtype=np.int64)
+    for position in range(len(items)):
+        target = unit_vectors[items[position]]
+        best, best_similarity = pool[0], np.float32(-np.inf)
+        for candidate in pool:
+            similarity = np.float32(0.0)
+            for j in range(len(target)):
+                similarity += target[j] * unit_vectors[candidate, j]
+            if similarity > best_similarity:
+                best, best_similarity = candidate, similarity
+        closest[position] = best
+    return closest

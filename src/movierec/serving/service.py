@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -60,8 +61,7 @@ class Filter:
     year_max: int | None = None
 
 
-@dataclass(frozen=True)
-class Scored:
+class Scored(NamedTuple):  # a tuple: several times cheaper to make than a frozen dataclass
     movie: MovieRow
     score: float
     reason: str | None = None

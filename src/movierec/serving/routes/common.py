@@ -8,7 +8,6 @@ from movierec.serving.schemas import (
     ModelInfoResponse,
     ModelRef,
     Movie,
-    Recommendation,
     RecommendationResponse,
     ScoredMovie,
 )
@@ -31,22 +30,26 @@ def model_ref(info: ModelInfo) -> ModelRef:
 
 
 def recommendations(user_id: int | None, answer: Answer) -> RecommendationResponse:
-    return RecommendationResponse(
-        user_id=user_id,
-        strategy=answer.strategy,  # type: ignore[arg-type]
-        model=model_ref(answer.info),
-        items=[
-            Recommendation(
-                movie_id=i.movie.movie_id,
-                title=i.movie.title,
-                year=i.movie.year,
-                genres=i.movie.genres,
-                score=i.score,
-                reason=i.reason,
-            )
-            for i in answer.items
-        ],
-        ignored_movie_ids=answer.ignored_movie_ids,
+    # One validation of plain values for the whole answer: a third cheaper than a model
+    # built per row (measured), and a recommendation's time is counted in tenths of a ms.
+    return RecommendationResponse.model_validate(
+        {
+            "user_id": user_id,
+            "strategy": answer.strategy,
+            "model": model_ref(answer.info),
+            "items": [
+                {
+                    "movie_id": i.movie.movie_id,
+                    "title": i.movie.title,
+                    "year": i.movie.year,
+                    "genres": i.movie.genres,
+                    "score": i.score,
+                    "reason": i.reason,
+                }
+                for i in answer.items
+            ],
+            "ignored_movie_ids": answer.ignored_movie_ids,
+        }
     )
 
 
