@@ -51,6 +51,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from numba import njit
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
@@ -192,15 +193,9 @@ class _FactorModel(Recommender):
         step), in float32 like a known user's."""
         _, item_factors = self._factors()
         gram, factors_offset = self._fold_in_terms()
-        rows = item_factors[items].astype(np.float64)
-        offset = rows[:, -1] if self.has_bias else np.zeros(len(rows))
-        history = rows[:, :-1] if self.has_bias else rows
-        weights = confidence.astype(np.float64)
-        # Unobserved items: target 0 - offset at confidence 1; history items: 1 - offset at c.
-        lhs = gram + (history.T * (weights - 1.0)) @ history
-        lhs[np.diag_indices_from(lhs)] += reg
-        rhs = history.T @ weights - factors_offset - (history.T * (weights - 1.0)) @ offset
-        user = np.linalg.solve(lhs, rhs)
+        user = _solve_user(
+            item_factors, items, confidence, reg, gram, factors_offset, self.has_bias
+        )
         if self.has_bias:  # the user's bias column is 1, as in training
             user = np.append(user, 1.0)
         # Not scored against a float64 copy of the item factors: that was a private 14 MB
@@ -245,6 +240,38 @@ def _writable_csr(matrix: sp.csr_matrix, data: npt.NDArray[np.float32]) -> sp.cs
         (data.astype(np.float32), matrix.indices.copy(), matrix.indptr.copy()),
         shape=matrix.shape,
     )
+
+
+@njit(cache=True)
+def _solve_user(  # noqa: PLR0917 (numba takes arrays positionally)
+    item_factors: npt.NDArray[np.float32],
+    items: npt.NDArray[np.int64],
+    confidence: npt.NDArray[np.float32],
+    reg: float,
+    gram: Float64s,
+    factors_offset: Float64s,
+    has_bias: bool,
+) -> Float64s:
+    """The ALS user step for one history, in float64 (compiled: a fold-in is one request).
+
+    Unobserved items have target ``0 - offset`` at confidence 1, history items ``1 - offset``
+    at their confidence; ``gram`` and ``factors_offset`` are ``V^T V`` and ``V^T offset``.
+    """
+    width = gram.shape[0]
+    lhs = gram.copy()
+    rhs = -factors_offset
+    for position in range(len(items)):
+        row = item_factors[items[position]]
+        weight = np.float64(confidence[position])
+        offset = np.float64(row[width]) if has_bias else 0.0
+        for a in range(width):
+            scaled = (weight - 1.0) * np.float64(row[a])
+            rhs[a] += weight * np.float64(row[a]) - scaled * offset
+            for b in range(width):
+                lhs[a, b] += scaled * np.float64(row[b])
+    for a in range(width):
+        lhs[a, a] += reg
+    return np.linalg.solve(lhs, rhs)  # type: ignore[return-value]  # float64 in, float64 out
 
 
 class ALS(_FactorModel):
