@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         max_k: The largest ``k`` a client may ask for.
         max_batch: The most ratings (or movies in a history) one request may carry.
         max_body_bytes: The largest request body the API reads (larger ones get 413).
+        opentelemetry: Whether the API reports to OpenTelemetry (FastAPI's native tracing,
+            metrics and logs, through the globally configured providers). Off by default:
+            ``/metrics`` exports Prometheus metrics either way, and checking for providers on
+            every request costs a measurable share of a recommendation.
     """
 
     model_config = SettingsConfigDict(
@@ -66,6 +70,7 @@ class Settings(BaseSettings):
     max_k: int = Field(default=100, ge=1, le=10_000)
     max_batch: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    opentelemetry: bool = False
 
     @field_validator("data_dir", "datasets_dir", mode="after")
     @classmethod

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -75,6 +76,7 @@ _STATUS_OF: tuple[tuple[type[MovierecError], int], ...] = (
     (StoreError, 503),
 )
 MAX_VALIDATION_MESSAGES = 5
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) -> FastAPI:
@@ -103,6 +105,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
         summary="Movie recommendations: known users, new users, anonymous visitors, similar "
         "movies; live ratings; training jobs and hot model reload.",
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -19,10 +19,19 @@ def movie(row: MovieRow) -> Movie:
 
 
 def scored(item: Scored) -> ScoredMovie:
+    return ScoredMovie.model_validate(scored_values(item))
+
+
+def scored_values(item: Scored) -> dict[str, object]:
+    """A scored movie's fields, for one validation of a whole response (see below)."""
     row = item.movie
-    return ScoredMovie(
-        movie_id=row.movie_id, title=row.title, year=row.year, genres=row.genres, score=item.score
-    )
+    return {
+        "movie_id": row.movie_id,
+        "title": row.title,
+        "year": row.year,
+        "genres": row.genres,
+        "score": item.score,
+    }
 
 
 def model_ref(info: ModelInfo) -> ModelRef:
@@ -37,17 +46,7 @@ def recommendations(user_id: int | None, answer: Answer) -> RecommendationRespon
             "user_id": user_id,
             "strategy": answer.strategy,
             "model": model_ref(answer.info),
-            "items": [
-                {
-                    "movie_id": i.movie.movie_id,
-                    "title": i.movie.title,
-                    "year": i.movie.year,
-                    "genres": i.movie.genres,
-                    "score": i.score,
-                    "reason": i.reason,
-                }
-                for i in answer.items
-            ],
+            "items": [{**scored_values(i), "reason": i.reason} for i in answer.items],
             "ignored_movie_ids": answer.ignored_movie_ids,
         }
     )

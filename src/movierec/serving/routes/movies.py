@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from movierec.serving.deps import KQuery, MetricsDep, ServiceDep, SettingsDep, checked_k, errors
-from movierec.serving.routes.common import model_ref, movie, scored
+from movierec.serving.routes.common import model_ref, movie, scored, scored_values
 from movierec.serving.schemas import (
     GenreCount,
     GenresResponse,
@@ -111,6 +111,6 @@ async def similar_items(
 def _similar(service: ServiceDep, metrics: MetricsDep, movie_id: int, k: int) -> SimilarResponse:
     row, items, info = service.similar(movie_id, k)
     metrics.recommendation_served("similar")
-    return SimilarResponse(
-        movie=movie(row), model=model_ref(info), items=[scored(i) for i in items]
+    return SimilarResponse.model_validate(  # one validation for all: see routes/common.py
+        {"movie": movie(row), "model": model_ref(info), "items": [scored_values(i) for i in items]}
     )
