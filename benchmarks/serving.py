@@ -479,6 +479,7 @@ def measure_naive(args: argparse.Namespace, data_dir: Path) -> Naive:
     from movierec.serving.loading import load_model_folder
 
     model: Any = load_model_folder(model_folder(data_dir))
+    model.warm_up()  # as the server does at load: indexes built, kernels compiled
     rng = np.random.default_rng(args.seed)
     users = rng.integers(0, model.n_users, size=args.naive_users).tolist()
     naive_s, fast_s, same = 0.0, 0.0, True
