@@ -260,6 +260,17 @@ class RecommenderContract:
             for expected, got in zip(answer(read), answer(mapped), strict=True):
                 np.testing.assert_array_equal(got, expected)
 
+    def test_similar_items_are_the_same_after_a_save(
+        self, model: Recommender, tmp_path: Path
+    ) -> None:
+        """A saved model may answer similar items from a table (a large catalogue's)."""
+        before = [model.similar_items(item, k=4) for item in range(6)]
+        loaded = type(model).load(model.save(tmp_path / "model"), mmap_mode=True)
+        for item, (items, scores) in enumerate(before):
+            got_items, got_scores = loaded.similar_items(item, k=4)
+            np.testing.assert_array_equal(got_items, items)
+            np.testing.assert_array_equal(got_scores, scores)
+
     def test_warm_up_changes_no_answer(self, model: Recommender) -> None:
         before = model.recommend(3, k=5), model.similar_items(1, k=5)
         model.warm_up()
