@@ -75,6 +75,13 @@ def test_a_save_never_disturbs_a_mapped_file_or_leaves_scratch(tmp_path: Path) -
     assert [p.name for p in tmp_path.iterdir()] == ["arrays.npz"]
 
 
+def test_the_file_gets_the_usual_permissions(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    save_arrays(tmp_path / "arrays.npz", {"values": np.ones(3)})
+    assert (tmp_path / "arrays.npz").stat().st_mode == plain.stat().st_mode
+
+
 def test_files_numpy_wrote_still_load_mapped(tmp_path: Path) -> None:
     """Models saved before this format (np.savez: unaligned) and compressed files load too."""
     for saver in (np.savez, np.savez_compressed):

@@ -22,8 +22,8 @@ import io
 import math
 import mmap
 import os
+import secrets
 import struct
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,7 +43,9 @@ _NPY_HEADER_MAX = 12 + 2**16  # magic, version, length and a version-1 header at
 def save_arrays(path: str | Path, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
     """Write ``arrays`` to the ``.npz`` file ``path`` atomically, each one's data aligned."""
     target = Path(path)
-    descriptor, scratch = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    scratch = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
+    # os.open, not mkstemp: the file gets the permissions of any other (umask), not 0600.
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
             for name, value in arrays.items():

@@ -398,16 +398,7 @@ class Recommender(ABC):
             index = self._similar_items_index()
             if index is None:
                 return None
-            n, k = self.n_items, min(SIMILAR_TABLE_K, self.n_items - 1)
-            items = np.empty((n, k), dtype=np.int32)
-            scores = np.empty((n, k), dtype=np.float32)
-            blocked = np.zeros(n, dtype=bool)
-            for item in range(n):
-                blocked[item] = True
-                found, values = index.top_k(index.factors[item], k, blocked)
-                blocked[item] = False
-                items[item], scores[item] = found, values
-            self._similar_table = (items, scores)
+            self._similar_table = index.neighbours(min(SIMILAR_TABLE_K, self.n_items - 1))
         return self._similar_table
 
     def _similar_items_index(self) -> QuantizedIndex | None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import njit, prange
 
 MIN_ITEMS = 4_096
 """Catalogues smaller than this are scored in full: their table fits the cache anyway."""
@@ -92,6 +92,20 @@ class QuantizedIndex:
         vector = np.ascontiguousarray(vector, dtype=np.float32)
         return _rescored(self.factors, vector, self.shortlist(vector, k, blocked), k)
 
+    def neighbours(self, k: int) -> tuple[npt.NDArray[np.int32], Float32s]:
+        """Every row's ``k`` best other rows by ``top_k`` of the row itself (item-item
+        neighbours, e.g. similar movies from unit vectors), rows computed in parallel."""
+        return _neighbours(
+            self.factors,
+            self.order,
+            self.codes,
+            self.scales,
+            self.residuals,
+            self.norms,
+            self.rounding,
+            k,
+        )
+
     def shortlist(self, vector: Float32s, k: int, blocked: Bools) -> Int64s:
         """The items that may be in the top ``k`` (see the module), in ascending order."""
         kept = _shortlist(
@@ -106,6 +120,33 @@ class QuantizedIndex:
             k,
         )
         return np.sort(kept)
+
+
+@njit(cache=True, parallel=True)
+def _neighbours(  # noqa: PLR0917 (numba takes arrays positionally)
+    factors: Float32s,
+    order: Int64s,
+    codes: npt.NDArray[np.int8],
+    scales: Float32s,
+    residuals: Float32s,
+    norms: Float32s,
+    rounding: Float32s,
+    k: int,
+) -> tuple[npt.NDArray[np.int32], Float32s]:
+    n = len(factors)
+    items = np.empty((n, k), dtype=np.int32)
+    scores = np.empty((n, k), dtype=np.float32)
+    for row in prange(n):
+        blocked = np.zeros(n, dtype=np.bool_)
+        blocked[row] = True
+        vector = np.ascontiguousarray(factors[row])
+        kept = np.sort(
+            _shortlist(order, codes, scales, residuals, norms, rounding, vector, blocked, k)
+        )
+        found, values = _rescored(factors, vector, kept, k)
+        items[row] = found.astype(np.int32)
+        scores[row] = values
+    return items, scores
 
 
 @njit(cache=True)
