@@ -168,6 +168,18 @@ def test_anonymous_visitor_is_folded_in(client: TestClient) -> None:
     assert [i["movie_id"] for i in rated["items"]] == ids
 
 
+def test_a_movie_given_twice_counts_once_with_its_last_rating(client: TestClient) -> None:
+    def answer(ratings: list[tuple[int, float]]) -> list[int]:
+        body = {"ratings": [{"movie_id": m, "rating": r} for m, r in ratings], "k": 10}
+        response = client.post("/recommend/anonymous", json=body)
+        assert response.status_code == 200
+        return [i["movie_id"] for i in response.json()["items"]]
+
+    once = answer([(1, 5.0), (1258, 1.0), (2355, 4.5)])
+    assert answer([(1258, 5.0), (1, 5.0), (1258, 1.0), (2355, 4.5)]) == once
+    assert answer([(1, 5.0), (1258, 5.0), (2355, 4.5)]) != once, "the rating matters"
+
+
 def test_anonymous_errors(client: TestClient, ml_settings: Settings) -> None:
     unknown = client.post("/recommend/anonymous", json={"liked": [1, UNKNOWN_MOVIE]})
     assert unknown.status_code == 404

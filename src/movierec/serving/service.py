@@ -428,9 +428,12 @@ def _first_allowed(
 
 
 def _deduplicated(items: IntArray, ratings: FloatArray) -> tuple[IntArray, FloatArray]:
-    """One entry per item, the last one given winning (a client may repeat a movie)."""
-    _, first_from_end = np.unique(items[::-1], return_index=True)
-    keep = np.sort(len(items) - 1 - first_from_end)
+    """One entry per item, the last one given winning (a client may repeat a movie).
+
+    A dict, not ``np.unique``: a history holds at most ``max_batch`` movies, and for the usual
+    ten numpy's set-up cost a tenth of an anonymous recommendation (measured)."""
+    last = {item: position for position, item in enumerate(items.tolist())}
+    keep = np.fromiter(sorted(last.values()), dtype=np.int64, count=len(last))
     return items[keep], ratings[keep]
 
 
