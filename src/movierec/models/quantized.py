@@ -95,31 +95,17 @@ class QuantizedIndex:
     def neighbours(self, k: int) -> tuple[npt.NDArray[np.int32], Float32s]:
         """Every row's ``k`` best other rows by ``top_k`` of the row itself (item-item
         neighbours, e.g. similar movies from unit vectors), rows computed in parallel."""
-        return _neighbours(
-            self.factors,
-            self.order,
-            self.codes,
-            self.scales,
-            self.residuals,
-            self.norms,
-            self.rounding,
-            k,
-        )
+        return _neighbours(self.factors, *self._scan_arrays(), k)
 
     def shortlist(self, vector: Float32s, k: int, blocked: Bools) -> Int64s:
         """The items that may be in the top ``k`` (see the module), in ascending order."""
-        kept = _shortlist(
-            self.order,
-            self.codes,
-            self.scales,
-            self.residuals,
-            self.norms,
-            self.rounding,
-            np.ascontiguousarray(vector, dtype=np.float32),
-            blocked,
-            k,
-        )
-        return np.sort(kept)
+        vector = np.ascontiguousarray(vector, dtype=np.float32)
+        return np.sort(_shortlist(*self._scan_arrays(), vector, blocked, k))
+
+    def _scan_arrays(self) -> tuple[Int64s, npt.NDArray[np.int8], Float32s, Float32s,
+                                    Float32s, Float32s]:  # fmt: skip
+        """What the step-1 scan reads, in the kernels' argument order."""
+        return self.order, self.codes, self.scales, self.residuals, self.norms, self.rounding
 
 
 @njit(cache=True, parallel=True)
@@ -133,6 +119,8 @@ def _neighbours(  # noqa: PLR0917 (numba takes arrays positionally)
     rounding: Float32s,
     k: int,
 ) -> tuple[npt.NDArray[np.int32], Float32s]:
+    """Each row's top k among the other rows: the two steps of ``top_k``, rows in parallel
+    (the kernels take the index's arrays one by one: numba has no dataclasses)."""
     n = len(factors)
     items = np.empty((n, k), dtype=np.int32)
     scores = np.empty((n, k), dtype=np.float32)
