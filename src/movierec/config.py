@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         return self.data_dir / "served-models"
 
     @property
+    def jobs_dir(self) -> Path:
+        """Where the API keeps its training and tuning jobs (shared by its workers)."""
+        return self.data_dir / "jobs"
+
+    @property
     def snapshots_dir(self) -> Path:
         """Where content-hashed parquet snapshots of the store are written."""
         return self.data_dir / "snapshots"

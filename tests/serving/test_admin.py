@@ -16,7 +16,7 @@ from movierec.config import Settings
 from movierec.data.sources import LoadedData
 from movierec.data.store import RatingsStore
 from movierec.serving.app import create_app
-from movierec.serving.jobs import CLI_COMMANDS, JobCommands
+from movierec.serving.jobs import CLI_COMMANDS, INTERRUPTED, Job, JobCommands, JobRunner
 from tests.serving.conftest import API_KEY, Registry, quick_commands, settings_for
 
 ADMIN_ROUTES = [
@@ -167,6 +167,37 @@ def test_one_job_at_a_time(ml_settings: Settings) -> None:
         assert unknown.status_code == 422
         assert _wait_for(client, first.json()["job_id"])["status"] == "succeeded"
         assert client.post("/training", headers=admin).status_code == 202
+
+
+def test_the_workers_of_a_server_share_their_jobs(ml_settings: Settings) -> None:
+    """Two apps on one data dir, as two workers of a server (or a server and its restart)."""
+    admin = {"X-API-Key": API_KEY}
+    quick = quick_commands(seconds=2)
+    with (
+        TestClient(create_app(ml_settings, job_commands=quick)) as first,
+        TestClient(create_app(ml_settings, job_commands=quick)) as second,
+    ):
+        job = first.post("/training", headers=admin).json()
+        seen = second.get(f"/training/{job['job_id']}", headers=admin).json()
+        assert seen["status"] in {"queued", "running"}
+        status = second.get("/training/status", headers=admin).json()
+        assert status["running"]["job_id"] == job["job_id"]
+        assert second.post("/tuning", headers=admin, json={"model": "als"}).status_code == 409
+        assert _wait_for(second, job["job_id"])["status"] == "succeeded"
+    with TestClient(create_app(ml_settings, job_commands=quick)) as restarted:
+        assert _wait_for(restarted, job["job_id"])["exit_code"] == 0
+
+
+def test_a_job_whose_server_stopped_reads_as_interrupted(tmp_path: Path) -> None:
+    runner = JobRunner({}, tmp_path)
+    orphan = Job(job_id="0" * 32, kind="training", command=["x"], status="running")
+    runner._write(orphan)  # as left by a server killed mid-job: nobody holds its lock
+    found = runner.get(orphan.job_id)
+    assert found is not None
+    assert found.status == "failed"
+    assert found.log_tail[-1] == INTERRUPTED
+    assert runner.running() is None, "an interrupted job blocks nothing"
+    assert runner.get("../../etc/passwd") is None
 
 
 def test_a_failing_job_is_reported(ml_settings: Settings) -> None:

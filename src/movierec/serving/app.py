@@ -91,7 +91,9 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
         # on the benchmark's model), a pause that lands on the p99.
         gc.freeze()
         app.state.service = service
-        app.state.jobs = JobRunner(_job_environment(settings), _after_job(service))
+        app.state.jobs = JobRunner(
+            _job_environment(settings), settings.jobs_dir, _after_job(service)
+        )
         try:
             yield
         finally:

@@ -2,24 +2,35 @@
 
 A subprocess keeps a long fit off the server's threads and interpreter (no GIL contention, a
 crash cannot take the API down). The job's settings travel as ``MOVIEREC_*`` environment
-variables, so the child sees the store and registry the server uses. Jobs live in memory: a
-restart forgets finished ones.
+variables, so the child sees the store and registry the server uses.
+
+Jobs are files in a folder of the data dir (``jobs/<id>.json``, replaced atomically), not
+state of the process that started one: any worker of a server answers ``GET /training/{id}``
+(a server with several workers spreads requests over them), "one at a time" holds across
+workers (checked and claimed under a lock file), and a restart forgets nothing. The worker
+running a job holds a lock on ``<id>.lock`` while it runs; a job left "running" whose lock is
+free was interrupted (its server stopped) and reads as failed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TextIO
 
 from pydantic import SecretStr
 
@@ -29,6 +40,10 @@ from movierec.errors import MovierecError
 logger = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 50
+KEEP_JOBS = 100  # the newest jobs kept; older finished ones are deleted at each start
+LOG_WRITE_SECONDS = 0.5  # how often a running job's log tail is written for other workers
+INTERRUPTED = "interrupted: the server running this job stopped before it finished"
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 JobKind = Literal["training", "tuning"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 
@@ -77,51 +92,62 @@ def settings_environment(settings: Settings, *, include_secrets: bool = False) -
 
 
 class JobRunner:
-    """Runs one command at a time in a subprocess and keeps every job's state.
+    """Runs one command at a time in a subprocess; every job's state is a file in ``folder``
+    that all the server's workers read (see the module).
 
     Args:
         env: The child's environment.
+        folder: Where jobs are kept (shared by the workers of a server, kept across restarts).
         on_finish: Called (in the job's thread) after a command succeeds, before the job
             counts as finished; the line it returns joins the log, an exception fails the job.
     """
 
     def __init__(
-        self, env: dict[str, str], on_finish: Callable[[Job], str | None] | None = None
+        self,
+        env: dict[str, str],
+        folder: Path,
+        on_finish: Callable[[Job], str | None] | None = None,
     ) -> None:
         self._env = env
+        self._folder = folder
         self._on_finish = on_finish
-        self._lock = threading.Lock()
-        self._jobs: dict[str, Job] = {}
-        self._logs: dict[str, deque[str]] = {}
-        self._running: str | None = None
-        self._last: str | None = None
         self._process: subprocess.Popen[str] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
 
     def start(self, kind: JobKind, command: Sequence[str]) -> Job:
-        """Queue ``command`` and start it at once; a running job makes this raise."""
-        with self._lock:
-            if self._running is not None:
+        """Queue ``command`` and start it at once; a running job (of any worker) makes this
+        raise."""
+        with self._claim():
+            active = self.running()
+            if active is not None:
                 raise JobConflictError(
-                    f"job {self._running} is still running: one job at a time "
+                    f"job {active.job_id} is still running: one job at a time "
                     "(GET /training/status to follow it)"
                 )
             job = Job(job_id=uuid.uuid4().hex, kind=kind, command=list(command))
-            self._jobs[job.job_id] = job
-            self._logs[job.job_id] = deque(maxlen=LOG_TAIL_LINES)
-            self._running = self._last = job.job_id
-        threading.Thread(target=self._run, args=(job.job_id,), daemon=True).start()
-        return self.get(job.job_id) or job
+            held = self._hold(job.job_id)  # before the job is visible: never seen unheld
+            self._write(job)
+            self._forget_old_jobs()
+        threading.Thread(target=self._run, args=(job, held), daemon=True).start()
+        return job
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            return None if job is None else replace(job, log_tail=list(self._logs[job_id]))
+        if not _JOB_ID.fullmatch(job_id):  # ids are made here: anything else names no file
+            return None
+        try:
+            values = json.loads((self._folder / f"{job_id}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        job = _job_from(values)
+        if job.status in {"queued", "running"} and not self._held_by_someone(job_id):
+            return replace(job, status="failed", log_tail=[*job.log_tail, INTERRUPTED])
+        return job
 
     def running(self) -> Job | None:
-        return self.get(self._running) if self._running else None
+        return next((j for j in self._jobs() if j.status in {"queued", "running"}), None)
 
     def last(self) -> Job | None:
-        return self.get(self._last) if self._last else None
+        return next(iter(self._jobs()), None)
 
     def stop(self) -> None:
         """Terminate the running job's process (on shutdown: no orphan left behind)."""
@@ -129,41 +155,42 @@ class JobRunner:
         if process is not None and process.poll() is None:
             process.terminate()
 
-    def _run(self, job_id: str) -> None:
-        with self._lock:
-            job = self._jobs[job_id] = replace(
-                self._jobs[job_id], status="running", started_at=datetime.now(UTC)
-            )
-            log = self._logs[job_id]
-        try:
-            exit_code = self._execute(job.command, log)
-        except OSError as exc:  # the command cannot start at all
-            log.append(f"cannot start {job.command[0]!r}: {exc}")
-            exit_code = -1
-        if exit_code == 0 and self._on_finish is not None:
-            # Part of the job (a reload after training): the job ends when the hook has run.
+    # ---- the job's thread -------------------------------------------------------------------
+
+    def _run(self, job: Job, held: TextIO) -> None:
+        with held:
+            job = replace(job, status="running", started_at=datetime.now(UTC))
+            self._write(job)
+            log: deque[str] = deque(maxlen=LOG_TAIL_LINES)
             try:
-                note = self._on_finish(job)
-                if note:
-                    log.append(note)
-            except Exception as exc:  # the job reports it; the thread goes on
-                logger.exception("the step after job %s failed", job_id)
-                log.append(f"after the command: {type(exc).__name__}: {exc}")
+                exit_code = self._execute(job, log)
+            except OSError as exc:  # the command cannot start at all
+                log.append(f"cannot start {job.command[0]!r}: {exc}")
                 exit_code = -1
-        status: JobStatus = "succeeded" if exit_code == 0 else "failed"
-        with self._lock:
-            self._jobs[job_id] = replace(
-                self._jobs[job_id],
+            if exit_code == 0 and self._on_finish is not None:
+                # Part of the job (a reload after training): it ends when the hook has run.
+                try:
+                    note = self._on_finish(job)
+                    if note:
+                        log.append(note)
+                except Exception as exc:  # the job reports it; the thread goes on
+                    logger.exception("the step after job %s failed", job.job_id)
+                    log.append(f"after the command: {type(exc).__name__}: {exc}")
+                    exit_code = -1
+            status: JobStatus = "succeeded" if exit_code == 0 else "failed"
+            finished = replace(
+                job,
                 status=status,
                 exit_code=exit_code,
                 finished_at=datetime.now(UTC),
+                log_tail=list(log),
             )
-            self._running = None
-        logger.info("job %s (%s) %s with exit code %s", job_id, job.kind, status, exit_code)
+            self._write(finished)
+        logger.info("job %s (%s) %s with exit code %s", job.job_id, job.kind, status, exit_code)
 
-    def _execute(self, command: list[str], log: deque[str]) -> int:
+    def _execute(self, job: Job, log: deque[str]) -> int:
         with subprocess.Popen(
-            command,
+            job.command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -173,9 +200,64 @@ class JobRunner:
         ) as process:
             self._process = process
             assert process.stdout is not None
+            written = time.monotonic()
             for line in process.stdout:
                 log.append(line.rstrip("\n"))
+                if time.monotonic() - written > LOG_WRITE_SECONDS:  # other workers follow it
+                    self._write(replace(job, log_tail=list(log)))
+                    written = time.monotonic()
             return process.wait()
+
+    # ---- the folder -------------------------------------------------------------------------
+
+    def _jobs(self) -> list[Job]:
+        """Every job, the newest first."""
+        ids = [path.stem for path in self._folder.glob("*.json")]
+        jobs = [job for job in map(self.get, ids) if job is not None]
+        return sorted(jobs, key=lambda job: job.created_at, reverse=True)
+
+    def _forget_old_jobs(self) -> None:
+        for job in self._jobs()[KEEP_JOBS:]:
+            if job.status in {"succeeded", "failed"}:
+                for suffix in (".json", ".lock"):
+                    (self._folder / f"{job.job_id}{suffix}").unlink(missing_ok=True)
+
+    def _write(self, job: Job) -> None:
+        path = self._folder / f"{job.job_id}.json"
+        scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        scratch.write_text(json.dumps(asdict(job), default=str))
+        os.replace(scratch, path)  # readers see the old state or the new, never half
+
+    @contextlib.contextmanager
+    def _claim(self) -> Iterator[None]:
+        """The lock under which a worker checks for a running job and claims the slot."""
+        with open(self._folder / ".start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _hold(self, job_id: str) -> TextIO:
+        """The lock a job's runner holds while it runs (released if the process dies)."""
+        held = open(self._folder / f"{job_id}.lock", "w")  # noqa: SIM115 (held by the thread)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        return held
+
+    def _held_by_someone(self, job_id: str) -> bool:
+        try:
+            with open(self._folder / f"{job_id}.lock", "a") as probe:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return False
+
+
+def _job_from(values: dict[str, Any]) -> Job:
+    times = {
+        name: None if values.get(name) is None else datetime.fromisoformat(values[name])
+        for name in ("created_at", "started_at", "finished_at")
+    }
+    return Job(**{**values, **times})
 
 
 @dataclass(frozen=True)
