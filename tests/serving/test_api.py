@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -178,6 +180,26 @@ def test_a_movie_given_twice_counts_once_with_its_last_rating(client: TestClient
     once = answer([(1, 5.0), (1258, 1.0), (2355, 4.5)])
     assert answer([(1258, 5.0), (1, 5.0), (1258, 1.0), (2355, 4.5)]) == once
     assert answer([(1, 5.0), (1258, 5.0), (2355, 4.5)]) != once, "the rating matters"
+
+
+def test_movies_the_model_never_saw_are_ignored_and_said(ml_model_dir: Path) -> None:
+    """A movie added to the store after training: in the catalog, not in the model."""
+    from movierec.serving.catalog import Catalog, ModelView
+
+    model = load_model_folder(ml_model_dir)
+    assert model.item_ids is not None
+    new_movie = int(model.item_ids.max()) + 1
+    ids = [*model.item_ids.tolist(), new_movie]
+    frame = pd.DataFrame(
+        {"item_id": ids, "title": "t", "year": 2000, "genres": [["Drama"]] * len(ids),
+         "imdb_id": None, "tmdb_id": None}
+    )  # fmt: skip
+    view = ModelView.build(model, Catalog.from_frame(frame))
+    wanted = np.array([1, new_movie, 2355], dtype=np.int64)
+    items = view.items_at(view.catalog.positions(wanted))
+    np.testing.assert_array_equal(items, view.item_indices(wanted))
+    assert items[1] == -1
+    assert (items[[0, 2]] >= 0).all()
 
 
 def test_anonymous_errors(client: TestClient, ml_settings: Settings) -> None:

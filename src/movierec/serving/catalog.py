@@ -114,6 +114,7 @@ class ModelView:
     model: Recommender
     catalog: Catalog
     catalog_rows: IntArray  # catalog row of each model item, -1 where the store lacks it
+    catalog_items: IntArray  # model item of each catalog row, -1 where the model lacks it
     years: IntArray
     genre_masks: dict[str, BoolArray]
     rating_counts: IntArray
@@ -142,6 +143,7 @@ class ModelView:
             model=model,
             catalog=catalog,
             catalog_rows=rows,
+            catalog_items=_inverse(rows, len(catalog)),
             years=years.astype(np.int64),
             genre_masks=_genre_masks(catalog, rows),
             rating_counts=counts,
@@ -224,6 +226,19 @@ class ModelView:
         """Model item indices of ``movie_ids``, -1 for movies the model does not know."""
         assert self.model.item_ids is not None
         return _lookup(np.asarray(self.model.item_ids, dtype=np.int64), movie_ids)
+
+    def items_at(self, positions: IntArray) -> IntArray:
+        """Model item indices of catalog rows ``positions`` (all valid), -1 where the model
+        does not know the movie: one id look-up serves both checks of a request."""
+        return self.catalog_items[positions]
+
+
+def _inverse(rows: IntArray, size: int) -> IntArray:
+    """For each of ``size`` targets, the index of ``rows`` pointing at it, else -1."""
+    inverse = np.full(size, -1, dtype=np.int64)
+    present = rows >= 0
+    inverse[rows[present]] = np.flatnonzero(present)
+    return inverse
 
 
 def _is_sequence(value: Any) -> bool:

@@ -239,11 +239,12 @@ class RecommenderService:
         """Top-``k`` for a visitor known only by this history (fold-in, no retraining)."""
         view, info = self._view()
         wanted = np.asarray(movie_ids, dtype=np.int64)
-        missing = wanted[view.catalog.positions(wanted) < 0]
-        if len(missing):
-            raise NotFoundError(f"movie(s) not found: {sorted(set(missing.tolist()))[:10]}")
+        positions = view.catalog.positions(wanted)
+        if (positions < 0).any():
+            missing = sorted(set(wanted[positions < 0].tolist()))
+            raise NotFoundError(f"movie(s) not found: {missing[:10]}")
         values = self._checked_ratings(view, ratings, len(wanted))
-        items = view.item_indices(wanted)
+        items = view.items_at(positions)
         known = items >= 0
         ignored = sorted(set(wanted[~known].tolist()))
         allowed = view.candidates(filters.genres, filters.year_min, filters.year_max)
