@@ -134,6 +134,14 @@ def test_promotion_rule_rollback_and_margin(
     assert "champion" in tracking.show_version(settings, 1).aliases
     assert tracking.show_version(settings, 2).metrics["ndcg@10"] > 0
 
+    for version in (1, 3):  # a dotted key, as the pipeline's fingerprint tag
+        tracking.tag_version(settings, version, {"movierec.test": "same"})
+    found = tracking.find_version(settings, "movierec.test", "same")
+    assert found is not None
+    assert found.version == 3, "the newest of the matches"
+    assert found.metrics == tracking.show_version(settings, 3).metrics
+    assert tracking.find_version(settings, "movierec.test", "other") is None
+
 
 def test_failed_evaluation_is_never_promoted(
     settings: Settings, split: Split, first: tuple[TrackedRun, Report]

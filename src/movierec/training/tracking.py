@@ -789,9 +789,16 @@ def version_by_alias(settings: Settings, alias: str) -> VersionInfo | None:
 
 
 def find_version(settings: Settings, tag: str, value: str) -> VersionInfo | None:
-    """The newest version whose tag ``tag`` equals ``value``, or None."""
-    matches = [v for v in list_versions(settings) if v.tags.get(tag) == value]
-    return matches[0] if matches else None
+    """The newest version whose tag ``tag`` equals ``value``, or None: one registry query,
+    whatever the number of versions (only the match's run is read)."""
+    name = settings.registered_model
+    with tracking_errors(settings, f"find the version tagged {tag}"):
+        client = tracking_client(settings)
+        found = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{value}'")
+        if not found:
+            return None
+        newest = max(found, key=lambda v: int(v.version))
+        return _describe(client, client.get_model_version(name, newest.version))
 
 
 def tag_version(settings: Settings, version: int, tags: dict[str, str]) -> None:
