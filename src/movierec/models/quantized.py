@@ -100,7 +100,7 @@ class QuantizedIndex:
     def shortlist(self, vector: Float32s, k: int, blocked: Bools) -> Int64s:
         """The items that may be in the top ``k`` (see the module), in ascending order."""
         vector = np.ascontiguousarray(vector, dtype=np.float32)
-        return np.sort(_shortlist(*self._scan_arrays(), vector, blocked, k))
+        return _shortlist(*self._scan_arrays(), vector, blocked, k)
 
     def _scan_arrays(self) -> tuple[Int64s, npt.NDArray[np.int8], Float32s, Float32s,
                                     Float32s, Float32s]:  # fmt: skip
@@ -128,9 +128,7 @@ def _neighbours(  # noqa: PLR0917 (numba takes arrays positionally)
         blocked = np.zeros(n, dtype=np.bool_)
         blocked[row] = True
         vector = np.ascontiguousarray(factors[row])
-        kept = np.sort(
-            _shortlist(order, codes, scales, residuals, norms, rounding, vector, blocked, k)
-        )
+        kept = _shortlist(order, codes, scales, residuals, norms, rounding, vector, blocked, k)
         found, values = _rescored(factors, vector, kept, k)
         items[row] = found.astype(np.int32)
         scores[row] = values
@@ -149,7 +147,8 @@ def _shortlist(  # noqa: PLR0917 (numba takes arrays positionally)
     blocked: Bools,
     k: int,
 ) -> Int64s:
-    """The items whose score bound reaches the k-th best lower bound (see the module)."""
+    """The items whose score bound reaches the k-th best lower bound (see the module), in
+    ascending order."""
     n, width = codes.shape
     peak = 0.0
     for j in range(width):
@@ -205,7 +204,7 @@ def _shortlist(  # noqa: PLR0917 (numba takes arrays positionally)
                 kept[n_kept] = item
                 uppers[n_kept] = approximate + bound
                 n_kept += 1
-    return kept[:n_kept][uppers[:n_kept] >= heap[0]]
+    return np.sort(kept[:n_kept][uppers[:n_kept] >= heap[0]])  # ascending: ties go low
 
 
 @njit(cache=True)
