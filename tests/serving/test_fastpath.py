@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
+from starlette.responses import Response
 from starlette.types import Send
 
 from movierec.serving import fastpath
@@ -18,12 +18,12 @@ HISTORY = [{"movie_id": m, "rating": r} for m, r in ((1, 5.0), (3114, 4.5), (235
 
 
 @pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch) -> list[BaseModel]:
+def fast(monkeypatch: pytest.MonkeyPatch) -> list[Response]:
     """The answers the lean path sent itself (FastAPI's route sent the others)."""
-    sent: list[BaseModel] = []
+    sent: list[Response] = []
     real = fastpath.send_answer
 
-    async def spy(send: Send, answer: BaseModel) -> None:
+    async def spy(send: Send, answer: Response) -> None:
         sent.append(answer)
         await real(send, answer)
 
@@ -51,7 +51,7 @@ SAME_REQUESTS = [
 @pytest.mark.parametrize(("method", "path", "query", "body"), SAME_REQUESTS)
 def test_same_bytes_as_the_route(
     client: TestClient,
-    fast: list[BaseModel],
+    fast: list[Response],
     *,
     method: str,
     path: str,
@@ -93,7 +93,7 @@ def test_same_bytes_as_the_route(
     ],
 )
 def test_unusual_gets_fall_back(
-    client: TestClient, fast: list[BaseModel], path: str, status: int
+    client: TestClient, fast: list[Response], path: str, status: int
 ) -> None:
     response = client.get(path)
     assert not fast
@@ -114,7 +114,7 @@ def test_unusual_gets_fall_back(
     ],
 )
 def test_unusual_posts_fall_back(
-    client: TestClient, fast: list[BaseModel], content: bytes, status: int
+    client: TestClient, fast: list[Response], content: bytes, status: int
 ) -> None:
     response = client.post(
         "/recommend/anonymous", content=content, headers={"content-type": "application/json"}
@@ -129,7 +129,7 @@ def _count(text: str, series: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def test_fast_answers_are_counted(client: TestClient, fast: list[BaseModel]) -> None:
+def test_fast_answers_are_counted(client: TestClient, fast: list[Response]) -> None:
     series = {
         "similar": 'movierec_http_requests_total{method="GET",route="/movies/{movie_id}/similar",'
         'status="200"}',

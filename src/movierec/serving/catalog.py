@@ -13,8 +13,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from numba import njit
+from pydantic_core import to_json
 
 from movierec.models.base import Recommender
+from movierec.serving.schemas import Movie
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -127,6 +129,9 @@ class ModelView:
     # than the rest of its share of the answer. Filled as requests come (at most one per item).
     _rows: dict[int, MovieRow] = field(default_factory=dict, repr=False)
     _reasons: dict[int, str] = field(default_factory=dict, repr=False)  # likewise, by item
+    # The JSON of those rows and texts, for the answers joined from them (routes/common.py).
+    _movie_json: dict[int, bytes] = field(default_factory=dict, repr=False)
+    _text_json: dict[str | None, bytes] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, model: Recommender, catalog: Catalog) -> ModelView:
@@ -164,6 +169,22 @@ class ModelView:
         if row is None:
             row = self._rows[item] = self._build_row(item)
         return row
+
+    def movie_json(self, item: int) -> bytes:
+        """pydantic's JSON of the :class:`~movierec.serving.schemas.Movie` of model item
+        ``item``, its closing brace left off for the fields a scored movie adds."""
+        text = self._movie_json.get(item)
+        if text is None:
+            movie = Movie.model_validate(self.row(item), from_attributes=True)
+            text = self._movie_json[item] = movie.model_dump_json().encode()[:-1]
+        return text
+
+    def text_json(self, text: str | None) -> bytes:
+        """The JSON of a text the answers repeat (a reason), ``null`` for None."""
+        found = self._text_json.get(text)
+        if found is None:
+            found = self._text_json[text] = to_json(text)
+        return found
 
     def _build_row(self, item: int) -> MovieRow:
         position = int(self.catalog_rows[item])

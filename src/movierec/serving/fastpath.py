@@ -11,7 +11,7 @@ measured). For a *clean* request to one of
 
 this middleware parses the parameters itself, calls the very route function FastAPI would call
 (so the behaviour is the route's), and sends the answer serialized once by the response model's
-own pydantic serializer (the bytes FastAPI sends). Anything unusual (an unknown or repeated
+JSON bytes the route returns (the bytes FastAPI sends). Anything unusual (an unknown or repeated
 query parameter, a number not written plainly, another content type, any error the route
 raises) goes to the FastAPI route unchanged, which answers it as always: every error (422,
 404, 413, 503, 500) keeps coming from the app's handlers, and ``/docs`` and the OpenAPI schema
@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from movierec.serving.deps import checked_k
@@ -43,14 +43,13 @@ MAX_YEAR = 9999  # schemas.Year
 MAX_GENRES = 100  # the ``genres`` query's max_length (values, and characters per value)
 DEFAULT_K = 10
 BOOLEANS = {"true": True, "false": False}  # other spellings pydantic accepts fall back
-JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class UnusualRequestError(Exception):
     """The request is not one the lean path answers: FastAPI's route does."""
 
 
-Handler = Callable[[Any, str, Mapping[str, list[str]], bytes], Awaitable[BaseModel]]
+Handler = Callable[[Any, str, Mapping[str, list[str]], bytes], Awaitable[Response]]
 
 
 class FastPathMiddleware:
@@ -106,19 +105,18 @@ class FastPathMiddleware:
         return None if route is None else (route, handler, value)
 
 
-async def send_answer(send: Send, answer: BaseModel) -> None:
-    """A 200 with ``answer`` as FastAPI sends it: pydantic's JSON of the response model, the
-    same headers."""
-    content = answer.__pydantic_serializer__.to_json(answer, by_alias=True)
-    headers = [(b"content-length", str(len(content)).encode()), *JSON_HEADERS]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": content})
+async def send_answer(send: Send, answer: Response) -> None:
+    """``answer`` as FastAPI sends it (a route's answer is never streamed nor backgrounded)."""
+    await send(
+        {"type": "http.response.start", "status": answer.status_code, "headers": answer.raw_headers}
+    )
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 # ---------------------------------------------------------------- the routes
 
 
-async def _user(state: Any, user_id: str, query: Mapping[str, list[str]], _: bytes) -> BaseModel:
+async def _user(state: Any, user_id: str, query: Mapping[str, list[str]], _: bytes) -> Response:
     _only(query, {"k", "genres", "year_min", "year_max", "exclude_seen"})
     genres = query.get("genres")
     if genres is not None and (
@@ -138,16 +136,14 @@ async def _user(state: Any, user_id: str, query: Mapping[str, list[str]], _: byt
     )
 
 
-async def _similar(
-    state: Any, movie_id: str, query: Mapping[str, list[str]], _: bytes
-) -> BaseModel:
+async def _similar(state: Any, movie_id: str, query: Mapping[str, list[str]], _: bytes) -> Response:
     _only(query, {"k"})
     return await similar_movies(
         _number(movie_id, 0, MAX_ID), _k(state, query), state.service, state.metrics
     )
 
 
-async def _anonymous(state: Any, _: str, query: Mapping[str, list[str]], body: bytes) -> BaseModel:
+async def _anonymous(state: Any, _: str, query: Mapping[str, list[str]], body: bytes) -> Response:
     if query:
         raise UnusualRequestError
     # Parsed and validated as FastAPI does (json.loads, then the model in Python mode).

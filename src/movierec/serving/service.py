@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 MIN_FOLD_IN_RATINGS = 3
 """Ratings (of movies the model knows) before a new user gets personalized recommendations."""
+POPULAR_REASON = "popular with everyone"
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -61,20 +62,39 @@ class Filter:
     year_max: int | None = None
 
 
-class Scored(NamedTuple):  # a tuple: several times cheaper to make than a frozen dataclass
+class Scored(NamedTuple):
+    """A catalog movie with a score, as the popular lists give them."""
+
     movie: MovieRow
     score: float
-    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class Answer:
-    """Recommendations and how they were made."""
+    """Recommendations and how they were made: model items (of ``view``), best first."""
 
     strategy: str
-    items: list[Scored]
+    view: ModelView
     info: ModelInfo
+    items: list[int]
+    scores: list[float]
+    reasons: list[str | None]
     ignored_movie_ids: list[int]
+
+    @property
+    def movie_ids(self) -> list[int]:
+        return [self.view.row(item).movie_id for item in self.items]
+
+
+@dataclass(frozen=True)
+class SimilarAnswer:
+    """The movies most like ``movie``: model items (of ``view``), most similar first."""
+
+    view: ModelView
+    info: ModelInfo
+    movie: int
+    items: list[int]
+    scores: list[float]
 
 
 @dataclass(frozen=True)
@@ -255,20 +275,19 @@ class RecommenderService:
             view, info, history, k=k, allowed=allowed, ignored=ignored, exclude_seen=True
         )
 
-    def similar(self, movie_id: int, k: int) -> tuple[MovieRow, list[Scored], ModelInfo]:
+    def similar(self, movie_id: int, k: int) -> SimilarAnswer:
         """The ``k`` movies most like ``movie_id``."""
         view, info = self._view()
         position = view.catalog.position(movie_id)
         if position is None:
             raise NotFoundError(f"movie {movie_id} not found")
-        item = view.model.item_index_of(movie_id)
-        if item is None:
+        item = int(view.catalog_items[position])
+        if item < 0:
             raise NotFoundError(
                 f"movie {movie_id} has no ratings the model learned from: no similar movies yet"
             )
-        found, scores = view.model.similar_items(item, k=k)
-        rows = [Scored(view.row(int(i)), float(s)) for i, s in _valid(found, scores)]
-        return view.catalog.row(position), rows, info
+        found, scores = _valid(*view.model.similar_items(item, k=k))
+        return SimilarAnswer(view, info, item, found, scores)
 
     def popular(self, k: int, genre: str | None, by: str) -> list[Scored]:
         """The most rated (``count``) or best rated (``rating``, shrunk mean) movies."""
@@ -315,11 +334,15 @@ class RecommenderService:
         ignored: list[int] | None = None,
     ) -> Answer:
         top = _first_allowed(view.popular_order, allowed, seen, k)
-        items = [
-            Scored(view.row(int(i)), float(view.rating_counts[i]), "popular with everyone")
-            for i in top
-        ]
-        return Answer("popular_fallback", items, info, ignored or [])
+        return Answer(
+            "popular_fallback",
+            view,
+            info,
+            top.tolist(),
+            view.rating_counts[top].astype(float).tolist(),
+            [POPULAR_REASON] * len(top),
+            ignored or [],
+        )
 
     def _answer(
         self,
@@ -333,13 +356,11 @@ class RecommenderService:
     ) -> Answer:
         found, scores = ranked
         valid = found >= 0  # -1 pads a list shorter than k
-        found, scores = found[valid], scores[valid]
+        found = found[valid]
         reasons = view.reasons(found, *history)
-        items = [
-            Scored(view.row(int(i)), float(s), reason)
-            for i, s, reason in zip(found.tolist(), scores.tolist(), reasons, strict=True)
-        ]
-        return Answer(strategy, items, info, ignored)
+        return Answer(
+            strategy, view, info, found.tolist(), scores[valid].tolist(), reasons, ignored
+        )
 
     def _stored_history(self, view: ModelView, user_id: int) -> tuple[IntArray, FloatArray]:
         """The user's ratings of movies the model knows, from the store, oldest first."""
@@ -411,9 +432,10 @@ def _indices(allowed: npt.NDArray[np.bool_] | None) -> IntArray | None:
     return None if allowed is None else np.flatnonzero(allowed)
 
 
-def _valid(found: IntArray, scores: FloatArray) -> list[tuple[int, float]]:
+def _valid(found: IntArray, scores: FloatArray) -> tuple[list[int], list[float]]:
+    """A ranking's items and scores as lists, without the -1s that pad one shorter than k."""
     keep = found >= 0
-    return list(zip(found[keep].tolist(), scores[keep].tolist(), strict=True))
+    return found[keep].tolist(), scores[keep].tolist()
 
 
 def _first_allowed(

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from movierec.serving.deps import KQuery, MetricsDep, ServiceDep, SettingsDep, checked_k, errors
-from movierec.serving.routes.common import model_ref, movie, scored, scored_values
+from movierec.serving.routes.common import JSONBytes, movie, scored, similar
 from movierec.serving.schemas import (
     GenreCount,
     GenresResponse,
@@ -92,25 +92,27 @@ async def movie_details(movie_id: MovieIdPath, service: ServiceDep) -> MovieDeta
     )
 
 
-@router.get("/movies/{movie_id}/similar", responses=errors(404, 422, 503))
+@router.get(
+    "/movies/{movie_id}/similar",
+    response_model=SimilarResponse,
+    responses=errors(404, 422, 503),
+)
 async def similar_movies(
     movie_id: MovieIdPath, k: KQuery, service: ServiceDep, metrics: MetricsDep
-) -> SimilarResponse:
+) -> JSONBytes:
     """The movies most like this one."""
     return _similar(service, metrics, movie_id, k)
 
 
-@router.post("/similar-items", responses=errors(404, 413, 422, 503))
+@router.post("/similar-items", response_model=SimilarResponse, responses=errors(404, 413, 422, 503))
 async def similar_items(
     body: SimilarRequest, service: ServiceDep, settings: SettingsDep, metrics: MetricsDep
-) -> SimilarResponse:
+) -> JSONBytes:
     """The movies most like ``movie_id``."""
     return _similar(service, metrics, body.movie_id, checked_k(body.k, settings))
 
 
-def _similar(service: ServiceDep, metrics: MetricsDep, movie_id: int, k: int) -> SimilarResponse:
-    row, items, info = service.similar(movie_id, k)
+def _similar(service: ServiceDep, metrics: MetricsDep, movie_id: int, k: int) -> JSONBytes:
+    answer = service.similar(movie_id, k)
     metrics.recommendation_served("similar")
-    return SimilarResponse.model_validate(  # one validation for all: see routes/common.py
-        {"movie": movie(row), "model": model_ref(info), "items": [scored_values(i) for i in items]}
-    )
+    return similar(answer)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from movierec.serving.deps import KQuery, MetricsDep, ServiceDep, SettingsDep, checked_k, errors
-from movierec.serving.routes.common import recommendations
+from movierec.serving.routes.common import JSONBytes, recommendations
 from movierec.serving.schemas import (
     AnonymousRequest,
     Filters,
@@ -33,7 +33,11 @@ def _counted(metrics: MetricsDep, answer: Answer) -> Answer:
     return answer
 
 
-@router.get("/users/{user_id}/recommendations", responses=errors(422, 503))
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=RecommendationResponse,
+    responses=errors(422, 503),
+)
 async def user_recommendations(
     *,
     user_id: UserIdPath,
@@ -47,7 +51,7 @@ async def user_recommendations(
     year_min: Annotated[Year | None, Query()] = None,
     year_max: Annotated[Year | None, Query()] = None,
     exclude_seen: bool = True,
-) -> RecommendationResponse:
+) -> JSONBytes:
     """Top-k movies for a user; a user the model cannot personalize for gets popular movies,
     flagged by ``strategy``."""
     if year_min is not None and year_max is not None and year_min > year_max:
@@ -60,10 +64,10 @@ async def user_recommendations(
     return recommendations(user_id, _counted(metrics, answer))
 
 
-@router.post("/recommend", responses=errors(413, 422, 503))
+@router.post("/recommend", response_model=RecommendationResponse, responses=errors(413, 422, 503))
 async def recommend(
     body: RecommendRequest, service: ServiceDep, settings: SettingsDep, metrics: MetricsDep
-) -> RecommendationResponse:
+) -> JSONBytes:
     """Top-k movies for ``user_id`` (the same answer as the GET route)."""
     k = checked_k(body.k, settings)
     answer = service.recommend_user(
@@ -72,10 +76,14 @@ async def recommend(
     return recommendations(body.user_id, _counted(metrics, answer))
 
 
-@router.post("/recommend/anonymous", responses=errors(404, 413, 422, 503))
+@router.post(
+    "/recommend/anonymous",
+    response_model=RecommendationResponse,
+    responses=errors(404, 413, 422, 503),
+)
 async def recommend_anonymous(
     body: AnonymousRequest, service: ServiceDep, settings: SettingsDep, metrics: MetricsDep
-) -> RecommendationResponse:
+) -> JSONBytes:
     """Top-k movies for a visitor without an account, from their ratings or liked movies
     (folded into the model, no retraining). Movies the model does not know are listed in
     ``ignored_movie_ids``; a movie the catalog lacks is a 404."""
