@@ -8,7 +8,7 @@ import pytest
 
 from movierec.data.interactions import Interactions
 from movierec.models import create_model
-from movierec.models.als import ALS, BPR
+from movierec.models.als import ALS, BPR, _solve_user, _solve_user_low_rank
 from movierec.models.base import ModelError
 from movierec.models.weighting import SECONDS_PER_DAY, recency_weights
 from tests.models.contract import N_USERS, RecommenderContract, checkerboard
@@ -66,6 +66,29 @@ def test_als_fold_in_reproduces_the_training_user_step() -> None:
     folded = model._score_history(np.asarray(items, dtype=np.int64), ratings)
     trained = model.item_factors @ model.user_factors[5]
     np.testing.assert_allclose(folded, trained, rtol=0.05, atol=0.02)
+
+
+@pytest.mark.parametrize("model", [ALS(factors=6, regularization=2.0), BPR(factors=5)])
+def test_fold_in_low_rank_solve_is_the_full_solve(model: ALS | BPR) -> None:
+    """Woodbury's solve (short histories) answers as the Cholesky solve of the whole system:
+    empty and repeated histories, confidences below 1 (recency) and above, with a bias column."""
+    model.fit(checkerboard())
+    assert model.item_factors is not None
+    reg = 2.0
+    terms = model._fold_in_terms(reg)
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 2, 3, 5, 6, 6):
+        items = rng.integers(0, model.n_items, size).astype(np.int64)
+        confidence = rng.uniform(0.1, 8.0, size).astype(np.float32)
+        low_rank = _solve_user_low_rank(
+            model.item_factors, items, confidence, terms.ridge_inverse, terms.ridge_solution,
+            model.has_bias,
+        )  # fmt: skip
+        full = _solve_user(
+            model.item_factors, items, confidence, reg, terms.gram, terms.factors_offset,
+            model.has_bias,
+        )  # fmt: skip
+        np.testing.assert_allclose(low_rank, full, rtol=1e-9, atol=1e-12)
 
 
 def _old_and_new_tastes() -> Interactions:

@@ -46,7 +46,7 @@ least-squares projection onto its item factors (bias column held fixed, confiden
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -120,8 +120,9 @@ class _FactorModel(Recommender):
         super().__init__(config, **params)
         self.user_factors: npt.NDArray[np.float32] | None = None
         self.item_factors: npt.NDArray[np.float32] | None = None
-        # The item factors they were computed from, then _fold_in_terms' result / the index.
-        self._fold_in_cache: tuple[npt.NDArray[np.float32], Float64s, Float64s] | None = None
+        # The item factors (and ridge) they were computed from, then _fold_in_terms' result /
+        # the index.
+        self._fold_in_cache: tuple[npt.NDArray[np.float32], float, FoldInTerms] | None = None
         self._index_cache: tuple[npt.NDArray[np.float32], QuantizedIndex] | None = None
 
     def _factors(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
@@ -190,36 +191,56 @@ class _FactorModel(Recommender):
         self, items: npt.NDArray[np.int64], confidence: npt.NDArray[np.float32], reg: float
     ) -> npt.NDArray[np.float32]:
         """The factors of a user solved from ``items`` with ``confidence`` (the ALS user
-        step), in float32 like a known user's."""
+        step), in float64, returned in float32 like a known user's."""
         _, item_factors = self._factors()
-        gram, factors_offset = self._fold_in_terms()
-        user = _solve_user(
-            item_factors, items, confidence, reg, gram, factors_offset, self.has_bias
-        )
+        terms = self._fold_in_terms(reg)
+        if len(items) <= len(terms.gram):
+            user = _solve_user_low_rank(
+                item_factors,
+                items,
+                confidence,
+                terms.ridge_inverse,
+                terms.ridge_solution,
+                self.has_bias,
+            )
+        else:
+            user = _solve_user(
+                item_factors,
+                items,
+                confidence,
+                reg,
+                terms.gram,
+                terms.factors_offset,
+                self.has_bias,
+            )
         if self.has_bias:  # the user's bias column is 1, as in training
             user = np.append(user, 1.0)
         # Not scored against a float64 copy of the item factors: that was a private 14 MB
         # per server worker, read in full by every fold-in.
         return user.astype(np.float32)
 
-    def _fold_in_terms(self) -> tuple[Float64s, Float64s]:
-        """``V^T V`` and ``V^T offset`` of the item factors ``V`` and bias ``offset``, in
-        float64.
+    def _fold_in_terms(self, reg: float) -> FoldInTerms:
+        """What every fold-in solve shares, in float64, for item factors ``V`` (bias column
+        ``offset`` apart) and ridge ``reg``.
 
         They depend on the item factors alone, so they are computed once per set of factors:
         at 27k items the Gram matrix alone took ~7 ms of a ~7.5 ms fold-in.
         """
         _, item_factors = self._factors()
         cached = self._fold_in_cache
-        if cached is None or cached[0] is not item_factors:
+        if cached is None or cached[0] is not item_factors or cached[1] != reg:
             factors = item_factors.astype(np.float64)
             offset = np.zeros(len(factors))
             if self.has_bias:
                 offset = factors[:, -1].copy()
                 factors = np.ascontiguousarray(factors[:, :-1])
-            cached = (item_factors, factors.T @ factors, factors.T @ offset)
-            self._fold_in_cache = cached
-        return cached[1], cached[2]
+            gram = factors.T @ factors
+            factors_offset = factors.T @ offset
+            ridge_inverse = np.linalg.inv(gram + reg * np.eye(len(gram))).astype(np.float64)
+            ridge_solution = ridge_inverse @ -factors_offset
+            terms = FoldInTerms(gram, factors_offset, ridge_inverse, ridge_solution)
+            cached = self._fold_in_cache = (item_factors, reg, terms)
+        return cached[2]
 
     def _item_vectors(self) -> npt.NDArray[np.float32] | None:
         _, item_factors = self._factors()
@@ -232,6 +253,15 @@ class _FactorModel(Recommender):
     def _restore(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
         self.user_factors = arrays["user_factors"]
         self.item_factors = arrays["item_factors"]
+
+
+class FoldInTerms(NamedTuple):
+    """The fold-in solve's terms that depend on the item factors ``V`` alone."""
+
+    gram: Float64s  # V^T V
+    factors_offset: Float64s  # V^T offset (the item bias column; zeros without one)
+    ridge_inverse: Float64s  # (V^T V + reg I)^-1
+    ridge_solution: Float64s  # the user of an empty history: ridge_inverse @ -factors_offset
 
 
 def _writable_csr(matrix: sp.csr_matrix, data: npt.NDArray[np.float32]) -> sp.csr_matrix:
@@ -272,6 +302,45 @@ def _solve_user(  # noqa: PLR0917 (numba takes arrays positionally)
     for a in range(width):
         lhs[a, a] += reg
     return _cholesky_solve(lhs, rhs)
+
+
+@njit(cache=True)
+def _solve_user_low_rank(  # noqa: PLR0917 (numba takes arrays positionally)
+    item_factors: npt.NDArray[np.float32],
+    items: npt.NDArray[np.int64],
+    confidence: npt.NDArray[np.float32],
+    ridge_inverse: Float64s,
+    ridge_solution: Float64s,
+    has_bias: bool,
+) -> Float64s:
+    """:func:`_solve_user`'s answer for a history shorter than the factors, by Woodbury.
+
+    The system is the ridge system ``A = V^T V + reg I`` (inverted once per model) plus a
+    change of rank n, the history's length: with ``U`` its factors (n rows), ``D = C - I``,
+    ``(A + U^T D U)^-1 b = A^-1 b - A^-1 U^T y`` where ``(I + D U A^-1 U^T) y = D U A^-1 b``,
+    an n x n system in place of the width x width one. Ten ratings over 64 factors: 15 µs
+    against 53 µs for the Cholesky solve (same answer to 1e-14, measured).
+    """
+    width = ridge_inverse.shape[0]
+    size = len(items)
+    if size == 0:
+        return ridge_solution.copy()
+    rows = np.empty((size, width))
+    weights = np.empty(size)  # the diagonal of D
+    rhs_weights = np.empty(size)  # each row's share of b
+    for position in range(size):
+        row = item_factors[items[position]]
+        weight = np.float64(confidence[position])
+        offset = np.float64(row[width]) if has_bias else 0.0
+        for a in range(width):
+            rows[position, a] = row[a]
+        weights[position] = weight - 1.0
+        rhs_weights[position] = weight - (weight - 1.0) * offset
+    solved_rows = rows @ ridge_inverse  # rows of (A^-1 U^T)^T: A^-1 is symmetric
+    ridge_answer = ridge_solution + rhs_weights @ solved_rows  # A^-1 b
+    system = np.eye(size) + weights.reshape(-1, 1) * (rows @ solved_rows.T)
+    correction = np.linalg.solve(system, weights * (rows @ ridge_answer))
+    return ridge_answer - correction @ solved_rows
 
 
 @njit(cache=True)

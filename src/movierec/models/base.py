@@ -33,10 +33,11 @@ from movierec.models.quantized import QuantizedIndex, worth_indexing
 
 FORMAT_VERSION = 1
 SCORE_BATCH_CELLS = 32_000_000
+"""Dense cells scored at once (users x items): bounds memory to ~128 MB of float32."""
 SIMILAR_TABLE_K = 100
 """Similar items a saved model keeps per item (the API's default largest ``k``); a larger
 ``k`` is computed when asked."""
-"""Dense cells scored at once (users x items): bounds memory to ~128 MB of float32."""
+WARM_UP_HISTORY = 256  # longer than any factor count a model is likely to have
 
 ItemsAndScores = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 
@@ -269,7 +270,9 @@ class Recommender(ABC):
             return
         if self.n_users:
             self.recommend(0, k=1)
+        # A short history and a long one: models may solve them by different kernels.
         self.recommend_for_history([0], k=1)
+        self.recommend_for_history(np.arange(min(self.n_items, WARM_UP_HISTORY)), k=1)
         self.similar_items(0, k=1)
 
     def user_index_of(self, user_id: int) -> int | None:
