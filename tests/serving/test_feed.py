@@ -52,8 +52,10 @@ def test_the_feed_carries_whole_lines_to_the_other_readers(tmp_path: Path) -> No
     with path.open("a") as handle:
         handle.write(json.dumps({"pid": "other", "kind": "ratings", "users": [8]})[-5:] + "\n")
     assert [e.user_ids for e in two.poll()] == [[8]]
-    late = SharedFeed(path)  # a worker started later begins at the end
-    assert late.poll() == []
+    late = SharedFeed(path)  # a worker started later: every rating, no reload before it
+    assert [(e.kind, e.user_ids) for e in late.poll()] == [("ratings", [3, 5]), ("ratings", [8])]
+    one.publish("reload")
+    assert [e.kind for e in late.poll()] == ["reload"]
 
 
 @pytest.fixture

@@ -6,17 +6,21 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from movierec.config import Settings
+from movierec.serving.app import one_start_at_a_time
 from movierec.serving.jobs import settings_environment
+from movierec.serving.workers import START_LOCK_ENV
 from tests.serving.conftest import API_KEY
 
 pytestmark = pytest.mark.network
@@ -91,6 +95,7 @@ def test_metrics_add_up_across_workers(ml_settings: Settings) -> None:
     """With 2 workers /metrics counts every worker's requests, whichever one answers it."""
     requests = 40
     with _server(ml_settings, workers=2) as url:
+        _wait_for_workers(url, 2)  # they load their model one at a time
 
         def one(user: int) -> int:
             # A new connection per request, several at once: both workers get to answer.
@@ -121,9 +126,20 @@ def test_metrics_add_up_across_workers(ml_settings: Settings) -> None:
         if s.name == "movierec_recommendations_total" and s.labels == {"strategy": "personalized"}
     ]
     assert personalized == [requests]
-    # The served model is reported by each worker, both of them.
-    models = {s.labels["pid"] for s in samples if s.name == "movierec_model_info" and s.value == 1}
-    assert len(models) == 2
+    assert len(_serving_workers(text)) == 2
+
+
+def _serving_workers(metrics: str) -> set[str]:
+    """The workers that report a served model (each does once it has loaded one)."""
+    samples = [s for family in text_string_to_metric_families(metrics) for s in family.samples]
+    return {s.labels["pid"] for s in samples if s.name == "movierec_model_info" and s.value == 1}
+
+
+def _wait_for_workers(url: str, workers: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_serving_workers(httpx.get(f"{url}/metrics", timeout=10).text)) < workers:
+        assert time.monotonic() < deadline, f"{workers} workers were not all serving in time"
+        time.sleep(0.2)
 
 
 def test_ratings_posted_to_one_worker_are_used_by_every_worker(ml_settings: Settings) -> None:
@@ -144,3 +160,21 @@ def test_ratings_posted_to_one_worker_are_used_by_every_worker(ml_settings: Sett
     assert {a["strategy"] for a in answers} == {"folded_in"}
     for answer in answers:
         assert not {item["movie_id"] for item in answer["items"]} & set(liked)
+
+
+def test_workers_start_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker waits for the start lock that another worker holds, then takes it."""
+    monkeypatch.setenv(START_LOCK_ENV, str(tmp_path / "start.lock"))
+    order: list[str] = []
+    with one_start_at_a_time():
+        waiting = threading.Thread(target=_start_after, args=(order,))
+        waiting.start()
+        time.sleep(0.3)
+        order.append("first done")
+    waiting.join(timeout=10)
+    assert order == ["first done", "second started"]
+
+
+def _start_after(order: list[str]) -> None:
+    with one_start_at_a_time():
+        order.append("second started")

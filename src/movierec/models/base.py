@@ -339,6 +339,18 @@ class Recommender(ABC):
         (folder / "config.json").write_text(json.dumps(meta, indent=2))
         return folder
 
+    def save_for_serving(self, path: str | Path) -> Path:
+        """:meth:`save`, then load the folder back as a server does (mapped) and warm it up.
+
+        A saved model that cannot be loaded or cannot answer fails here, in training, not at a
+        server's start; and numba's on-disk cache then holds the kernels a server runs, so a
+        first server start on this machine does not compile them (21 of its 30 s on the
+        benchmark machine, measured).
+        """
+        folder = self.save(path)
+        type(self).load(folder, mmap_mode=True).warm_up()
+        return folder
+
     @classmethod
     def load(cls, path: str | Path, *, mmap_mode: bool = False) -> Self:
         """Load a model saved by :meth:`save` (in this or a fresh process).

@@ -89,8 +89,9 @@ class QuantizedIndex:
     def top_k(self, vector: Float32s, k: int, blocked: Bools) -> tuple[Int64s, Float32s]:
         """The ``k`` items of largest ``factors @ vector`` that ``blocked`` lets through, best
         first, padded with item -1 and score -inf when fewer are left."""
-        vector = np.ascontiguousarray(vector, dtype=np.float32)
-        return _rescored(self.factors, vector, self.shortlist(vector, k, blocked), k)
+        vector = _query(vector)
+        kept = _shortlist(*self._scan_arrays(), vector, blocked, k)
+        return _rescored(self.factors, vector, kept, k)
 
     def neighbours(self, k: int) -> tuple[npt.NDArray[np.int32], Float32s]:
         """Every row's ``k`` best other rows by ``top_k`` of the row itself (item-item
@@ -99,13 +100,18 @@ class QuantizedIndex:
 
     def shortlist(self, vector: Float32s, k: int, blocked: Bools) -> Int64s:
         """The items that may be in the top ``k`` (see the module), in ascending order."""
-        vector = np.ascontiguousarray(vector, dtype=np.float32)
-        return _shortlist(*self._scan_arrays(), vector, blocked, k)
+        return _shortlist(*self._scan_arrays(), _query(vector), blocked, k)
 
     def _scan_arrays(self) -> tuple[Int64s, npt.NDArray[np.int8], Float32s, Float32s,
                                     Float32s, Float32s]:  # fmt: skip
         """What the step-1 scan reads, in the kernels' argument order."""
         return self.order, self.codes, self.scales, self.residuals, self.norms, self.rounding
+
+
+def _query(vector: Float32s) -> Float32s:
+    """A fresh float32 copy of ``vector``: a row of a read-only (mapped) table and a computed
+    vector then reach the kernels as one type, compiled once rather than once per kind."""
+    return np.array(vector, dtype=np.float32, order="C")
 
 
 @njit(cache=True, parallel=True)

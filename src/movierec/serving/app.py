@@ -7,12 +7,13 @@ routes and says "not ready" on ``/ready`` until a model is trained and reloaded.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import uvicorn
@@ -60,7 +61,7 @@ from movierec.serving.service import (
     RecommenderService,
 )
 from movierec.serving.users import ServingStore
-from movierec.serving.workers import MULTIPROCESS_DIR, uvicorn_options
+from movierec.serving.workers import MULTIPROCESS_DIR, START_LOCK_ENV, uvicorn_options
 
 logger = logging.getLogger("movierec.serving")
 
@@ -85,7 +86,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await run_in_threadpool(_start_service, settings, metrics)
+        service = await run_in_threadpool(_start_service_in_turn, settings, metrics)
         # What start-up made (modules, catalog, model) lives as long as the process: out of
         # the collector's full passes, each of which took ~80 ms of a request's time (measured
         # on the benchmark's model), a pause that lands on the p99.
@@ -126,6 +127,28 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _start_service_in_turn(settings: Settings, metrics: Metrics) -> RecommenderService:
+    with one_start_at_a_time():
+        return _start_service(settings, metrics)
+
+
+@contextmanager
+def one_start_at_a_time() -> Iterator[None]:
+    """Hold the server's start lock (a worker's load of the model), if it has several workers.
+
+    Workers loading at once share the cores, so none is ready before all are: one at a time,
+    the first answers sooner. A worker that finds numba's cache empty compiles the kernels
+    while the others wait, and they then read them from the cache instead of compiling too.
+    """
+    path = os.environ.get(START_LOCK_ENV)
+    if not path:
+        yield
+        return
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _start_service(settings: Settings, metrics: Metrics) -> RecommenderService:

@@ -6,6 +6,7 @@ before their next request, or a user's next recommendation would ignore what the
 half of the time. The feed is an append-only file in the server's temporary folder (made by
 :mod:`movierec.serving.workers`): a writer appends one line per event under an exclusive lock;
 a reader checks the file's size on each request (one ``stat``) and reads only what is new.
+A worker that starts late (after another, or after a crash) reads the feed from its start.
 A single-process server has no feed and needs none.
 """
 
@@ -41,7 +42,11 @@ class SharedFeed:
         self.path.touch(exist_ok=True)
         # Unique per reader, not per process: tests run two services in one process.
         self._me = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self._offset = self.path.stat().st_size  # a new worker starts from the current end
+        # A worker reads the feed from its start: ratings posted before it started (while it
+        # waited to load, or before a restart) are fresh for it too. Reloads published before
+        # it existed are older than its own first load, so it skips those.
+        self._offset = 0
+        self._started_at = self.path.stat().st_size
         self._lock = threading.Lock()
 
     @classmethod
@@ -69,10 +74,13 @@ class SharedFeed:
                 handle.seek(self._offset)
                 chunk = handle.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+            line_end = self._offset
             self._offset += len(complete)
         events = []
-        for line in complete.splitlines():
+        for line in complete.splitlines(keepends=True):
+            line_end += len(line)
             record = json.loads(line)
-            if record["pid"] != self._me:
+            older_reload = record["kind"] == "reload" and line_end <= self._started_at
+            if record["pid"] != self._me and not older_reload:
                 events.append(FeedEvent(record["kind"], [int(u) for u in record["users"]]))
         return events

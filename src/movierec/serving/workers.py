@@ -8,9 +8,10 @@ On a loaded machine that import outlasted uvicorn's 5 s health check and the wor
 and started again. This module imports nothing but uvicorn, so the supervisor and each worker's
 start-up stay light; the settings travel as ``MOVIEREC_*`` environment variables.
 
-The workers' Prometheus metrics and their shared feed of fresh ratings and reloads meet in a
-temporary folder made here for this server and removed when it stops (see
-:mod:`movierec.serving.observability` and :mod:`movierec.serving.feed`).
+The workers' Prometheus metrics, their shared feed of fresh ratings and reloads, and the lock
+under which they load their model one at a time meet in a temporary folder made here for this
+server and removed when it stops (see :mod:`movierec.serving.observability`,
+:mod:`movierec.serving.feed` and :func:`movierec.serving.app.one_start_at_a_time`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import uvicorn
 APP_FACTORY = "movierec.serving.app:create_app_from_environment"
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client reads this name
 FEED_ENV = "MOVIEREC_SERVING_FEED"  # the shared feed file (movierec.serving.feed)
+START_LOCK_ENV = "MOVIEREC_SERVING_START_LOCK"  # workers load their model one at a time
 
 
 def uvicorn_options(host: str, port: int, *, access_log: bool) -> dict[str, Any]:
@@ -48,6 +50,7 @@ def run_workers(host: str, port: int, workers: int, *, access_log: bool) -> None
         os.mkdir(metrics_dir)
         os.environ[MULTIPROCESS_DIR] = metrics_dir
         os.environ[FEED_ENV] = os.path.join(shared, "feed.jsonl")
+        os.environ[START_LOCK_ENV] = os.path.join(shared, "start.lock")
         uvicorn.run(
             APP_FACTORY,
             factory=True,

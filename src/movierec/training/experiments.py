@@ -121,5 +121,5 @@ def train_model(
     model.fit(inter)
     seconds = time.perf_counter() - started
     folder = output or settings.models_dir / model_name
-    model.save(folder)
+    model.save_for_serving(folder)
     return model, folder, seconds

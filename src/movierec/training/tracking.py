@@ -314,7 +314,7 @@ def track_training(
 
 def save_with_report(model: Recommender, report: Report, folder: Path) -> None:
     """Write the model and its evaluation report: the folder :func:`log_saved_model` logs."""
-    model.save(folder)
+    model.save_for_serving(folder)
     (folder / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2, default=str))
 
 
