@@ -147,3 +147,38 @@ def test_fast_answers_are_counted(client: TestClient, fast: list[Response]) -> N
     assert len(fast) == 3
     for name in series.values():
         assert _count(after, name) == _count(before, name) + 1, name
+
+
+# Bodies where parsing JSON with pydantic (the lean path) and with json.loads (FastAPI) could
+# part ways: numbers written as text or floats, booleans, NaN, duplicate keys, escapes, a BOM.
+BORDERLINE_BODIES = [
+    b'{"ratings": [{"movie_id": 1, "rating": 4}]}',
+    b'{"ratings": [{"movie_id": "1", "rating": "4.5"}]}',
+    b'{"ratings": [{"movie_id": 1.0, "rating": true}]}',
+    b'{"ratings": [{"movie_id": 1, "rating": NaN}]}',
+    b'{"ratings": [{"movie_id": 1, "rating": 1e400}]}',
+    b'{"ratings": [{"movie_id": 1, "rating": "inf"}]}',
+    b'{"liked": [1, 260], "liked": [3114]}',
+    b'{"liked": ["\\u0031", 1e2], "k": "5"}',
+    b'{"liked": [1], "k": 5.5}',
+    b'{"liked": [1], "k": true}',
+    b'{"liked": [1], "filters": {"genres": "Comedy"}}',
+    b'{"liked": [1], "filters": {"year_min": "1990", "genres": ["\\ud800"]}}',
+    b'{"liked": [9223372036854775808]}',
+    b'{"liked": [1]}x',
+    b'{"liked": [1,]}',
+    b'\xef\xbb\xbf{"liked": [1]}',
+]
+
+
+@pytest.mark.parametrize("content", BORDERLINE_BODIES)
+def test_borderline_bodies_answer_as_the_route(client: TestClient, content: bytes) -> None:
+    lean = client.post(
+        "/recommend/anonymous", content=content, headers={"content-type": "application/json"}
+    )
+    routed = client.post(
+        "/recommend/anonymous",
+        content=content,
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert (lean.status_code, lean.content) == (routed.status_code, routed.content)

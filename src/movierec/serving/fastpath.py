@@ -21,7 +21,6 @@ metrics count these requests under their route templates.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -146,8 +145,10 @@ async def _similar(state: Any, movie_id: str, query: Mapping[str, list[str]], _:
 async def _anonymous(state: Any, _: str, query: Mapping[str, list[str]], body: bytes) -> Response:
     if query:
         raise UnusualRequestError
-    # Parsed and validated as FastAPI does (json.loads, then the model in Python mode).
-    request = AnonymousRequest.model_validate(json.loads(body))
+    # pydantic parses the JSON itself: twice as fast as json.loads and a validation of the
+    # Python objects, which FastAPI does. A body either way refuses falls back to the route,
+    # whose error is FastAPI's; both accept the same clean bodies (tests/serving/test_fastpath).
+    request = AnonymousRequest.model_validate_json(body)
     return await recommend_anonymous(request, state.service, state.settings, state.metrics)
 
 
