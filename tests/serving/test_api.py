@@ -196,10 +196,11 @@ def test_movies_the_model_never_saw_are_ignored_and_said(ml_model_dir: Path) -> 
     )  # fmt: skip
     view = ModelView.build(model, Catalog.from_frame(frame))
     wanted = np.array([1, new_movie, 2355], dtype=np.int64)
-    items = view.items_at(view.catalog.positions(wanted))
+    items = np.array([view.item_of_movie[m] for m in wanted.tolist()])
     np.testing.assert_array_equal(items, view.item_indices(wanted))
     assert items[1] == -1
     assert (items[[0, 2]] >= 0).all()
+    assert len(view.item_of_movie) == len(ids)
 
 
 def test_anonymous_errors(client: TestClient, ml_settings: Settings) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -258,30 +258,42 @@ class RecommenderService:
     ) -> Answer:
         """Top-``k`` for a visitor known only by this history (fold-in, no retraining)."""
         view, info = self._view()
-        wanted = np.asarray(movie_ids, dtype=np.int64)
-        positions = view.catalog.positions(wanted)
-        if (positions < 0).any():
-            missing = sorted(set(wanted[positions < 0].tolist()))
-            raise NotFoundError(f"movie(s) not found: {missing[:10]}")
-        values = self._checked_ratings(view, ratings, len(wanted))
-        items = view.items_at(positions)
-        known = items >= 0
-        ignored = sorted(set(wanted[~known].tolist()))
+        item_of = view.item_of_movie
+        missing = {movie_id for movie_id in movie_ids if movie_id not in item_of}
+        if missing:
+            raise NotFoundError(f"movie(s) not found: {sorted(missing)[:10]}")
+        if ratings is None:  # liked movies: the top of the scale
+            ratings = [view.model.rating_scale[1]] * len(movie_ids)
+        self._check_scale(ratings)
+        # A movie given twice counts once, at its last place, with its last rating.
+        history: dict[int, float] = {}
+        ignored: set[int] = set()
+        for movie_id, rating in zip(movie_ids, ratings, strict=True):
+            item = item_of[movie_id]
+            if item < 0:
+                ignored.add(movie_id)
+                continue
+            history.pop(item, None)
+            history[item] = rating
         allowed = view.candidates(filters.genres, filters.year_min, filters.year_max)
-        if not known.any():
-            return self._popular(view, info, k=k, allowed=allowed, seen=None, ignored=ignored)
-        history = _deduplicated(items[known], values[known])
+        if not history:
+            return self._popular(
+                view, info, k=k, allowed=allowed, seen=None, ignored=sorted(ignored)
+            )
+        arrays = (
+            np.fromiter(history.keys(), dtype=np.int64, count=len(history)),
+            np.fromiter(history.values(), dtype=np.float32, count=len(history)),
+        )
         return self._fold_in(
-            view, info, history, k=k, allowed=allowed, ignored=ignored, exclude_seen=True
+            view, info, arrays, k=k, allowed=allowed, ignored=sorted(ignored), exclude_seen=True
         )
 
     def similar(self, movie_id: int, k: int) -> SimilarAnswer:
         """The ``k`` movies most like ``movie_id``."""
         view, info = self._view()
-        position = view.catalog.position(movie_id)
-        if position is None:
+        item = view.item_of_movie.get(movie_id)
+        if item is None:
             raise NotFoundError(f"movie {movie_id} not found")
-        item = int(view.catalog_items[position])
         if item < 0:
             raise NotFoundError(
                 f"movie {movie_id} has no ratings the model learned from: no similar movies yet"
@@ -370,15 +382,7 @@ class RecommenderService:
         known = items >= 0
         return items[known], values[known].astype(np.float32)
 
-    def _checked_ratings(self, view: ModelView, ratings: list[float] | None, n: int) -> FloatArray:
-        """The history's ratings; a list of liked movies counts as the top of the scale."""
-        if ratings is None:
-            return np.full(n, view.model.rating_scale[1], dtype=np.float32)
-        values = np.asarray(ratings, dtype=np.float32)
-        self._check_scale(values)
-        return values
-
-    def _check_scale(self, values: npt.NDArray[np.floating]) -> None:
+    def _check_scale(self, values: Iterable[float]) -> None:
         scale = self._state.rating_scale
         if scale is None:
             view = self._state.view
@@ -386,11 +390,10 @@ class RecommenderService:
         if scale is None:
             return
         low, high = scale
-        bad = (values < low) | (values > high)
-        if bad.any():
+        bad = {value for value in values if not low <= value <= high}  # NaN too
+        if bad:
             raise InvalidRequestError(
-                f"rating(s) outside the rating scale [{low:g}, {high:g}]: "
-                f"{sorted(set(values[bad].tolist()))[:5]}"
+                f"rating(s) outside the rating scale [{low:g}, {high:g}]: {sorted(bad)[:5]}"
             )
 
     # ---- live ratings -----------------------------------------------------------------------
@@ -410,7 +413,7 @@ class RecommenderService:
             raise NotFoundError(f"movie(s) not found: {sorted(set(missing.tolist()))[:10]}")
         if self._state.rating_scale is None:
             raise InvalidRequestError("the store holds no dataset yet: ingest one first")
-        self._check_scale(np.asarray([e.rating for e in events], dtype=np.float64))
+        self._check_scale(e.rating for e in events)
         frame = pd.DataFrame(
             {
                 "user_id": [e.user_id for e in events],
@@ -448,16 +451,6 @@ def _first_allowed(
     if seen is not None:
         keep[seen] = False
     return order[keep[order]][:k]
-
-
-def _deduplicated(items: IntArray, ratings: FloatArray) -> tuple[IntArray, FloatArray]:
-    """One entry per item, the last one given winning (a client may repeat a movie).
-
-    A dict, not ``np.unique``: a history holds at most ``max_batch`` movies, and for the usual
-    ten numpy's set-up cost a tenth of an anonymous recommendation (measured)."""
-    last = {item: position for position, item in enumerate(items.tolist())}
-    keep = np.fromiter(sorted(last.values()), dtype=np.int64, count=len(last))
-    return items[keep], ratings[keep]
 
 
 def _finite(value: float) -> float:
