@@ -17,9 +17,12 @@ from movierec.data.interactions import Interactions
 from movierec.data.snapshot import create_snapshot
 from movierec.data.sources import LoadedData
 from movierec.models import create_model
+from movierec.serving.app import _start_service
 from movierec.serving.feed import SharedFeed
+from movierec.serving.observability import Metrics
 from movierec.serving.service import Filter, RatingEvent, RecommenderService
 from movierec.serving.users import ServingStore
+from movierec.serving.workers import FEED_ENV
 from tests.serving.conftest import SMALL_ALS, ml_settings_in, settings_for
 
 NEW_USER = 900_001
@@ -28,7 +31,7 @@ LIKED = [1, 260, 1196, 1210]  # Toy Story and the Star Wars trilogy
 
 def _service(settings: Settings, feed: SharedFeed | None) -> RecommenderService:
     service = RecommenderService(settings, ServingStore(settings.store_url), feed=feed)
-    service.load()
+    service.load(broadcast=False)  # as a worker starts
     return service
 
 
@@ -66,6 +69,22 @@ def workers(
     settings = ml_settings_in(tmp_path, ml_small, ml_model_dir)
     feed = tmp_path / "feed.jsonl"
     return _service(settings, SharedFeed(feed)), _service(settings, SharedFeed(feed))
+
+
+def test_starting_workers_do_not_make_each_other_reload(
+    tmp_path: Path, ml_small: LoadedData, ml_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker loads the model at its start; none tells the others to load it again."""
+    settings = ml_settings_in(tmp_path, ml_small, ml_model_dir)
+    monkeypatch.setenv(FEED_ENV, str(tmp_path / "feed.jsonl"))
+    first = _start_service(settings, Metrics())
+    second = _start_service(settings, Metrics())
+    for service in (first, second):
+        assert service._feed is not None
+        assert service._feed.poll() == []
+    first.load(fall_back_on_error=False)  # an asked reload still reaches the other worker
+    assert second._feed is not None
+    assert [e.kind for e in second._feed.poll()] == ["reload"]
 
 
 def test_a_rating_posted_to_one_worker_is_used_by_the_other(

@@ -171,7 +171,8 @@ def _start_service(settings: Settings, metrics: Metrics) -> RecommenderService:
         feed=SharedFeed.from_environment(),
     )
     try:
-        service.load(fall_back_on_error=True)
+        # Every worker loads at its start: telling the others would make them load again.
+        service.load(fall_back_on_error=True, broadcast=False)
     except ModelUnavailableError as exc:
         logger.warning("starting without a model (not ready): %s", exc)
     return service
