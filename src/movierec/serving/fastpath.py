@@ -1,4 +1,4 @@
-"""A lean path for the three hot recommendation routes, in front of FastAPI's routing.
+"""A lean path for the three hot recommendation routes, in front of FastAPI's whole stack.
 
 FastAPI's routing, parameter and dependency handling and response validation cost about as
 much CPU per request as the recommendation itself (~0.5 ms on the benchmark's 2-core machine,
@@ -9,18 +9,20 @@ measured). For a *clean* request to one of
 * ``POST /recommend/anonymous`` (a JSON body),
 * ``GET /movies/{movie_id}/similar`` (query ``k``),
 
-this middleware parses the parameters itself, calls the very route function FastAPI would call
-(so the behaviour is the route's), and sends the answer serialized once by the response model's
-JSON bytes the route returns (the bytes FastAPI sends). Anything unusual (an unknown or repeated
-query parameter, a number not written plainly, another content type, any error the route
-raises) goes to the FastAPI route unchanged, which answers it as always: every error (422,
-404, 413, 503, 500) keeps coming from the app's handlers, and ``/docs`` and the OpenAPI schema
-still describe the routes. The request's route is put in the scope as the router would, so the
-metrics count these requests under their route templates.
+this layer, in front of all the others (see :class:`movierec.serving.app.API`), parses the
+parameters itself, calls the very route function FastAPI would call (so the behaviour is the
+route's), sends the JSON bytes the route returns (the bytes FastAPI sends) and counts the
+request in the metrics under its route template, as the metrics middleware counts the others.
+Anything unusual (an unknown or repeated query parameter, a number not written plainly, another
+content type, a body over the limit, any error the route raises) goes through the app's whole
+stack unchanged, which answers it as always: every error (422, 404, 413, 503, 500) keeps coming
+from the app's middleware and handlers, and ``/docs`` and the OpenAPI schema still describe the
+routes.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -57,8 +59,7 @@ class FastPathMiddleware:
     def __init__(self, app: ASGIApp, api: FastAPI) -> None:
         self.app = app
         self.api = api
-        # The route objects the router itself puts in the scope, found by their endpoints:
-        # the metrics read the route template from ``scope["route"]``.
+        # The route objects, found by their endpoints: their templates label the metrics.
         self.routes = {
             route.endpoint: route
             for router in (recommend.router, movies.router)
@@ -71,19 +72,25 @@ class FastPathMiddleware:
         if match is None:
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         route, handler, path_value = match
-        body = await _read_body(receive) if scope["method"] == "POST" else b""
-        if not isinstance(body, bytes):
+        state = self.api.state
+        body: Message | bytes = b""
+        if scope["method"] == "POST":
+            body = await _read_body(receive, state.settings.max_body_bytes)
+        if not isinstance(body, bytes):  # the stack answers (413) or sees the client leave
             await self.app(scope, replay([], body, receive), send)
             return
         try:
             query = _query(scope["query_string"])
-            answer = await handler(self.api.state, path_value, query, body)
+            answer = await handler(state, path_value, query, body)
         except Exception:  # the route answers every error, with its handlers
             await self.app(scope, replay([body], None, receive), send)
             return
-        scope["route"] = route
         await send_answer(send, answer)
+        state.metrics.request_done(
+            scope["method"], route.path, answer.status_code, time.perf_counter() - started
+        )
 
     def _match(self, scope: Scope) -> tuple[APIRoute, Handler, str] | None:
         """The hot route a request names, its handler and path parameter, else None."""
@@ -200,14 +207,19 @@ def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name == b"content-type" and value == b"application/json" for name, value in headers)
 
 
-async def _read_body(receive: Receive) -> Message | bytes:
-    """The whole body (the body limit middleware, outside, has bounded it), or the message
-    that ended it early (the client went away)."""
+async def _read_body(receive: Receive, max_bytes: int) -> Message | bytes:
+    """The whole body, or else a message for the stack to answer: the one that ended it early
+    (the client went away), or the body so far once it outgrows ``max_bytes`` (a 413)."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return message
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            return {"type": "http.request", "body": b"".join(chunks)}
         if not message.get("more_body", False):
             return b"".join(chunks)
