@@ -12,8 +12,9 @@ history for every request) on three routes, each at concurrency 1 and 32:
   middleware) costs without any work of movierec's.
 
 Reported per run: requests/s, p50 and p99 latency (wrk's own histogram), errors (socket errors
-plus non-2xx answers) and the server's RSS (the sum over its process tree, the highest of the
-samples taken every 0.2 s during the run); per server start, the seconds from the process start
+plus non-2xx answers), the server's RSS (the sum over its process tree, the highest of the
+samples taken every 0.2 s during the run) and the share of CPU time the hypervisor stole from
+this virtual machine during the run (``/proc/stat``: tails grow with it); per server start, the seconds from the process start
 to ``/ready`` answering 200 and to every worker having finished its start-up.
 
 In the same run, the naive way many tutorials serve a rating model (predict every movie one at a
@@ -130,6 +131,7 @@ class LoadRun:
     non_2xx: int
     rss_bytes: int
     load_1min: float
+    steal_pct: float | None  # CPU time the hypervisor took from this VM during the run
     passed: bool | None = None
     target: str = ""
 
@@ -373,6 +375,7 @@ def run_wrk(
         str(args.seed + concurrency), str(ids), route, str(args.history),
     ]  # fmt: skip
     load = os.getloadavg()[0]
+    times_before = cpu_times()
     peak_rss = 0
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -381,6 +384,7 @@ def run_wrk(
             peak_rss = max(peak_rss, tree_rss(server.process.pid))
             time.sleep(RSS_SAMPLE_S)
         output = wrk.stdout.read() if wrk.stdout else ""
+    steal = steal_share(times_before, cpu_times())
     lines = [line for line in output.splitlines() if line.startswith("WRK_RESULT ")]
     if wrk.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({wrk.returncode}):\n{output}")
@@ -401,7 +405,31 @@ def run_wrk(
         non_2xx=result["status"],
         rss_bytes=peak_rss,
         load_1min=load,
+        steal_pct=steal,
     )
+
+
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (``/proc/stat``), None where there are none."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The percentage of CPU time stolen by the hypervisor between two readings: a virtual
+    machine's neighbours take it, and latency tails grow with it."""
+    if before is None or after is None or len(before) < 8:
+        return None
+    deltas = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(deltas[:8])  # user nice system idle iowait irq softirq steal (guest: in user)
+    return 100.0 * deltas[7] / total if total > 0 else None
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}%"
 
 
 def check_answers(server: Server, ids: dict[str, Path]) -> None:
@@ -452,7 +480,8 @@ def measure_server(
                 print(
                     f"  {route:<10} c={concurrency:<3} {run.rps:8,.0f} req/s  p50"
                     f" {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  errors {run.errors}"
-                    f"  RSS {run.rss_bytes / GB:.2f} GB  load {run.load_1min:.1f}",
+                    f"  RSS {run.rss_bytes / GB:.2f} GB  load {run.load_1min:.1f}"
+                    f"  steal {_percent(run.steal_pct)}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -526,14 +555,14 @@ def render(results: Results) -> str:
     """The results as Markdown (pastes straight into the README)."""
     lines = [
         "| workers | route | concurrency | req/s | p50 ms | p99 ms | max ms | errors |"
-        " server RSS | load | target | result |",
-        "|" + "---|" * 12,
+        " server RSS | load | steal | target | result |",
+        "|" + "---|" * 13,
     ]
     for r in results.runs:
         lines.append(
             f"| {r.workers} | {r.route} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} |"
             f" {r.p99_ms:.2f} | {r.max_ms:.1f} | {r.errors} | {r.rss_bytes / GB:.2f} GB |"
-            f" {r.load_1min:.1f} | {r.target} | {_verdict(r.passed)} |"
+            f" {r.load_1min:.1f} | {_percent(r.steal_pct)} | {r.target} | {_verdict(r.passed)} |"
         )
     lines += ["", "| workers | ready (first /ready 200) | every worker started | idle RSS |"
               " target | result |", "|" + "---|" * 6]  # fmt: skip
