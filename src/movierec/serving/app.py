@@ -100,7 +100,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
             yield
         finally:
             app.state.jobs.stop()
-            service.store.close()
+            service.close()
             metrics.close()
 
     app = API(

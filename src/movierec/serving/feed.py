@@ -47,6 +47,9 @@ class SharedFeed:
         # it existed are older than its own first load, so it skips those.
         self._offset = 0
         self._started_at = self.path.stat().st_size
+        # Kept open for the size check each request makes: an fstat of an open file is a few
+        # times cheaper than a stat of its path (measured 2.5% of an anonymous request's time).
+        self._handle = self.path.open("rb")
         self._lock = threading.Lock()
 
     @classmethod
@@ -65,14 +68,16 @@ class SharedFeed:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def close(self) -> None:
+        self._handle.close()
+
     def poll(self) -> list[FeedEvent]:
-        """The other workers' events since the last poll (one ``stat`` when there are none)."""
-        if self.path.stat().st_size <= self._offset:
+        """The other workers' events since the last poll (one ``fstat`` when there are none)."""
+        if os.fstat(self._handle.fileno()).st_size <= self._offset:
             return []
         with self._lock:
-            with self.path.open("rb") as handle:
-                handle.seek(self._offset)
-                chunk = handle.read()
+            self._handle.seek(self._offset)
+            chunk = self._handle.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
             line_end = self._offset
             self._offset += len(complete)

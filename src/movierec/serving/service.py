@@ -137,6 +137,12 @@ class RecommenderService:
         self._reload_lock = threading.Lock()
         self._reloading = threading.Event()
 
+    def close(self) -> None:
+        """Close the store and the feed (a worker stopping)."""
+        self.store.close()
+        if self._feed is not None:
+            self._feed.close()
+
     # ---- state ------------------------------------------------------------------------------
 
     @property

@@ -38,6 +38,9 @@ def uvicorn_options(host: str, port: int, *, access_log: bool) -> dict[str, Any]
         "http": "httptools",
         "access_log": access_log,
         "timeout_graceful_shutdown": 30,
+        # No "server: uvicorn" on every answer: it tells a scanner what to probe, and uvicorn
+        # checks each header it sends (two regular expressions a header, every request).
+        "server_header": False,
     }
 
 
