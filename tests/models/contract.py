@@ -197,10 +197,14 @@ class RecommenderContract:
         for k in (0, -3):
             with pytest.raises(ModelError, match="k must be"):
                 model.recommend(0, k=k)
-        with pytest.raises(ModelError, match="user indices"):
-            model.recommend(N_USERS, k=3)
-        with pytest.raises(ModelError, match="item indices"):
-            model.recommend_for_history([N_ITEMS + 5], k=3)
+        for user in (N_USERS, -1):
+            with pytest.raises(ModelError, match="user indices"):
+                model.recommend(user, k=3)
+        for items in ([N_ITEMS + 5], [1, -2]):
+            with pytest.raises(ModelError, match="item indices"):
+                model.recommend_for_history(items, k=3)
+            with pytest.raises(ModelError, match="candidate item indices"):
+                model.recommend(0, k=3, candidates=items)
         with pytest.raises(ModelError, match="finite"):
             model.recommend_for_history([1, 2], [5.0, float("nan")], k=3)
         with pytest.raises(ModelError, match="item index"):
