@@ -14,8 +14,9 @@ history for every request) on three routes, each at concurrency 1 and 32:
 Reported per run: requests/s, p50 and p99 latency (wrk's own histogram), errors (socket errors
 plus non-2xx answers), the server's RSS (the sum over its process tree, the highest of the
 samples taken every 0.2 s during the run) and the share of CPU time the hypervisor stole from
-this virtual machine during the run (``/proc/stat``: tails grow with it); per server start, the seconds from the process start
-to ``/ready`` answering 200 and to every worker having finished its start-up.
+this virtual machine during the run (``/proc/stat``: tails grow with it); per server start,
+the seconds from the process start to ``/ready`` answering 200 and to every worker having
+finished its start-up.
 
 In the same run, the naive way many tutorials serve a rating model (predict every movie one at a
 time in a Python loop, drop the seen ones, sort) is timed on a few users of the same model and
