@@ -214,6 +214,13 @@ class ModelView:
             keep &= any_genre
         return keep
 
+    def warm_up(self) -> None:
+        """Compile the reasons' kernel now (~1 s the first time on a machine), not during the
+        first request that asks for a reason."""
+        if self.model.n_items:
+            first = np.zeros(1, dtype=np.int64)
+            self.reasons(first, first, np.ones(1, dtype=np.float32))
+
     def reasons(
         self, items: IntArray, history: IntArray, ratings: npt.NDArray[np.float32]
     ) -> list[str | None]:

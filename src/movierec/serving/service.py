@@ -224,11 +224,10 @@ class RecommenderService:
     def _build_state(self, loaded: LoadedModel) -> ServingState:
         loaded.model.warm_up()
         catalog = Catalog.from_frame(self.store.movies_frame())
+        view = ModelView.build(loaded.model, catalog)
+        view.warm_up()
         return ServingState(
-            catalog=catalog,
-            view=ModelView.build(loaded.model, catalog),
-            info=loaded.info,
-            rating_scale=self.store.rating_scale,
+            catalog=catalog, view=view, info=loaded.info, rating_scale=self.store.rating_scale
         )
 
     # ---- recommendations --------------------------------------------------------------------
