@@ -14,6 +14,7 @@ model overrides ``_similar_scores``.
 from __future__ import annotations
 
 import json
+import operator
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -188,14 +189,16 @@ class Recommender(ABC):
         shorter than ``k`` (few candidates left) is padded with item ``-1`` and score ``-inf``.
         """
         single = np.ndim(users) == 0
+        index = self._dot_index() if single else None
+        if index is not None:  # one user of a large factor model (every API request)
+            user = self._check_user(users)
+            k = self._check_k(k)
+            allowed = self._candidate_mask(candidates)
+            seen = self._seen_slice(user) if exclude_seen else None
+            return index.top_k(self._user_vector(user), k, _blocked(self.n_items, seen, allowed))
         batch = self._check_users(np.atleast_1d(np.asarray(users, dtype=np.int64)))
         k = self._check_k(k)
         allowed = self._candidate_mask(candidates)
-        index = self._dot_index() if single else None
-        if index is not None:  # one user of a large factor model (every API request)
-            user = int(batch[0])
-            seen = self._seen_slice(user) if exclude_seen else None
-            return index.top_k(self._user_vector(user), k, _blocked(self.n_items, seen, allowed))
         rows_per_batch = max(1, SCORE_BATCH_CELLS // max(self.n_items, 1))
         out_items = np.empty((len(batch), k), dtype=np.int64)
         out_scores = np.empty((len(batch), k), dtype=np.float32)
@@ -434,6 +437,16 @@ class Recommender(ABC):
             raise ModelError(f"user indices must lie in [0, {self.n_users})")
         return users
 
+    def _check_user(self, user: Any) -> int:
+        """One user index, checked without numpy (a request's µs)."""
+        try:
+            index = operator.index(user)
+        except TypeError:
+            raise ModelError(f"a user index must be an integer, got {user!r}") from None
+        if not 0 <= index < self.n_users:
+            raise ModelError(f"user indices must lie in [0, {self.n_users})")
+        return index
+
     def _check_k(self, k: int) -> int:
         if k <= 0:
             raise ModelError(f"k must be a positive number of items, got {k}")
@@ -496,7 +509,7 @@ def restore_components(
 
 
 def _index_of(sorted_ids: npt.NDArray[np.int64], value: int) -> int | None:
-    position = int(np.searchsorted(sorted_ids, value))
+    position = int(sorted_ids.searchsorted(value))
     found = position < len(sorted_ids) and sorted_ids[position] == value
     return position if found else None
 
