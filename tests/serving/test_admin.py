@@ -166,7 +166,10 @@ def test_one_job_at_a_time(ml_settings: Settings) -> None:
         unknown = client.post("/tuning", headers=admin, json={"model": "nope", "trials": 2})
         assert unknown.status_code == 422
         assert _wait_for(client, first.json()["job_id"])["status"] == "succeeded"
-        assert client.post("/training", headers=admin).status_code == 202
+        again = client.post("/training", headers=admin)
+        assert again.status_code == 202
+        # Finished here: a job left running would refuse the next test's (one data dir).
+        assert _wait_for(client, again.json()["job_id"])["status"] == "succeeded"
 
 
 def test_the_workers_of_a_server_share_their_jobs(ml_settings: Settings) -> None:
