@@ -7,13 +7,13 @@ routes and says "not ready" on ``/ready`` until a model is trained and reloaded.
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from movierec import __version__
 from movierec.config import Settings
 from movierec.errors import ConfigError, MovierecError, StoreError
+from movierec.locks import exclusive_lock
 from movierec.models.base import ModelError
 from movierec.serving.fastpath import FastPathMiddleware
 from movierec.serving.feed import SharedFeed
@@ -158,8 +159,7 @@ def one_start_at_a_time() -> Iterator[None]:
     if not path:
         yield
         return
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with exclusive_lock(Path(path)):
         yield
 
 

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from pydantic import SecretStr
 
 from movierec.config import Settings
 from movierec.errors import MovierecError
+from movierec.locks import exclusive_lock
 
 logger = logging.getLogger(__name__)
 
@@ -228,12 +229,9 @@ class JobRunner:
         scratch.write_text(json.dumps(asdict(job), default=str))
         os.replace(scratch, path)  # readers see the old state or the new, never half
 
-    @contextlib.contextmanager
-    def _claim(self) -> Iterator[None]:
+    def _claim(self) -> contextlib.AbstractContextManager[None]:
         """The lock under which a worker checks for a running job and claims the slot."""
-        with open(self._folder / ".start.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+        return exclusive_lock(self._folder / ".start.lock")
 
     def _hold(self, job_id: str) -> TextIO:
         """The lock a job's runner holds while it runs (released if the process dies)."""

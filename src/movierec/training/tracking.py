@@ -21,7 +21,6 @@ folder later.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -53,6 +52,7 @@ from movierec.data.interactions import Interactions
 from movierec.data.split import Split
 from movierec.errors import MovierecError
 from movierec.evaluation.protocol import EvaluationConfig, Report, evaluate
+from movierec.locks import exclusive_lock
 from movierec.models import model_class
 from movierec.models.base import Recommender
 from movierec.training.experiments import LOWER_IS_BETTER
@@ -277,12 +277,8 @@ def _experiment_id(client: MlflowClient, settings: Settings) -> str:
 def data_dir_lock(settings: Settings, name: str) -> Iterator[None]:
     """An exclusive lock file in the data dir, held across processes until the block ends."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with (settings.data_dir / name).open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(settings.data_dir / name):
+        yield
 
 
 def _registry_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
