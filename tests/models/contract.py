@@ -113,6 +113,7 @@ class RecommenderContract:
 
     personalized: ClassVar[bool] = True
     rating_model: ClassVar[bool] = False
+    explains: ClassVar[bool] = True  # item_affinity: False for models with no item-item notion
 
     def make_model(self) -> Recommender:
         raise NotImplementedError
@@ -182,6 +183,25 @@ class RecommenderContract:
         assert sum(group_of_item(int(i)) == 0 for i in items) >= 4
         assert (np.diff(scores) <= 1e-6).all()
 
+    def test_item_affinity_ties_each_group_together(self, model: Recommender) -> None:
+        """The liked movie that explains a recommendation is one of the same group."""
+        sources = np.array([0, 1, 2, 12, 13, 14])
+        targets = np.array([5, 9, 15, 19])
+        affinity = model.item_affinity(sources, targets)
+        if not self.explains:
+            assert affinity is None
+            return
+        assert affinity is not None
+        assert affinity.shape == (6, 4)
+        assert affinity.dtype == np.float32
+        assert np.isfinite(affinity).all()
+        closest = sources[affinity.argmax(axis=0)]
+        assert [group_of_item(int(i)) for i in closest] == [0, 0, 1, 1]
+        assert affinity.max(axis=0).min() > 0
+        empty = model.item_affinity([], [3])
+        assert empty is not None
+        assert empty.shape == (0, 1)
+
     def test_predict(self, model: Recommender) -> None:
         users, items = np.array([0, 0, 25]), np.array([held_out_item(0), 15, 3])
         if not self.rating_model:
@@ -209,6 +229,9 @@ class RecommenderContract:
             model.recommend_for_history([1, 2], [5.0, float("nan")], k=3)
         with pytest.raises(ModelError, match="item index"):
             model.similar_items(-1)
+        for sources, targets in (([N_ITEMS], [0]), ([0], [-1])):
+            with pytest.raises(ModelError, match="item indices"):
+                model.item_affinity(sources, targets)
         items, _ = model.recommend(0, k=10_000)
         assert items.shape == (N_ITEMS,)
 
@@ -257,6 +280,7 @@ class RecommenderContract:
             lambda m: m.recommend_for_history(history, ratings, k=5),
             lambda m: m.similar_items(0, k=5),
             lambda m: m.popular_items(k=5),
+            lambda m: [a for a in [m.item_affinity([0, 1, 12], [5, 15])] if a is not None],
         ]
         if self.rating_model:
             answers.append(lambda m: (m.predict([0, 25], [held_out_item(0), 3]),))

@@ -17,6 +17,7 @@ from tests.models.contract import N_USERS, RecommenderContract
 
 class TestNormalPredictorContract(RecommenderContract):
     personalized: ClassVar[bool] = False
+    explains: ClassVar[bool] = False
     rating_model: ClassVar[bool] = True
 
     def make_model(self) -> NormalPredictor:
@@ -31,6 +32,7 @@ class TestNormalPredictorContract(RecommenderContract):
 
 class TestBaselineOnlyContract(RecommenderContract):
     personalized: ClassVar[bool] = False
+    explains: ClassVar[bool] = False
     rating_model: ClassVar[bool] = True
 
     def make_model(self) -> BaselineOnly:

@@ -18,6 +18,7 @@ from tests.models.contract import RecommenderContract
 
 class TestPopularityContract(RecommenderContract):
     personalized: ClassVar[bool] = False
+    explains: ClassVar[bool] = False
 
     def make_model(self) -> Popularity:
         return Popularity(kind="bayesian")

@@ -121,9 +121,9 @@ class EASE(Recommender):
         distinct, _, weights = history_weights(items, self.config.recency_half_life_ratings)
         return np.asarray(weights @ self._b()[distinct], dtype=np.float32)
 
-    def _similar_scores(self, item: int) -> npt.NDArray[np.float32]:
+    def _item_item(self) -> npt.NDArray[np.float32]:
         # Row i of B: how much having seen item i raises every other item's score.
-        return self._b()[item].copy()
+        return self._b()
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         state = {"weights": self._b()}

@@ -97,8 +97,8 @@ class RP3beta(Recommender):
         history[distinct] = weights
         return np.asarray(self._fitted()[1].T @ history, dtype=np.float32)
 
-    def _similar_scores(self, item: int) -> npt.NDArray[np.float32]:
-        return np.asarray(self._fitted()[1][item].toarray()[0], dtype=np.float32)
+    def _item_item(self) -> sp.csr_matrix:
+        return self._fitted()[1]
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         rows, similarity = self._fitted()

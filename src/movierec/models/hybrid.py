@@ -32,8 +32,10 @@ from movierec.models.base import (
     ModelConfig,
     ModelError,
     Recommender,
+    blended_affinity,
     components_state,
     cooccurrence_cosine,
+    item_item_block,
     restore_components,
 )
 from movierec.models.ease import EASE, EASEConfig
@@ -41,6 +43,7 @@ from movierec.models.graph import RP3beta, RP3betaConfig
 from movierec.models.knn import item_similarity
 
 FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
 
 
 class GenreHybridConfig(ModelConfig):
@@ -154,6 +157,14 @@ class GenreHybrid(Recommender):
         genre = item_genres @ item_genres[item]
         together = cooccurrence_cosine(self._seen(), self._seen_by_item(), item)
         return (share * genre + (1.0 - share) * together).astype(np.float32)
+
+    def _item_affinity(self, sources: IntArray, targets: IntArray) -> FloatArray:
+        # The two parts of a score that a liked movie adds to: its genres, by the genre
+        # weight, and its neighbours, by item-kNN's.
+        _, item_genres, _, neighbours = self._fitted()
+        genre = item_genres[sources] @ item_genres[targets].T
+        knn = item_item_block(neighbours, sources, targets)
+        return (self.config.genre_weight * genre + self.config.cf_weight * knn).astype(np.float32)
 
     # ---- persistence -----------------------------------------------------------------------
 
@@ -309,6 +320,9 @@ class Blend(Recommender):
     def _similar_scores(self, item: int) -> FloatArray:
         parts = [(w, m._similar_scores(item)[None, :]) for w, m in self._parts()]
         return _weighted_sum(parts)[0]
+
+    def _item_affinity(self, sources: IntArray, targets: IntArray) -> FloatArray | None:
+        return blended_affinity(self._parts(), sources, targets)
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         return components_state(self._models())

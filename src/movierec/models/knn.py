@@ -92,8 +92,8 @@ class ItemKNN(Recommender):
         history[items] = 1.0
         return np.asarray(self._sim().T @ history, dtype=np.float32)
 
-    def _similar_scores(self, item: int) -> npt.NDArray[np.float32]:
-        return np.asarray(self._sim()[item].toarray()[0], dtype=np.float32)
+    def _item_item(self) -> sp.csr_matrix:
+        return self._sim()
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         sim = self._sim()

@@ -167,8 +167,8 @@ class KNNBaseline(Recommender):
         lowest, highest = self._fitted_biases()[3]
         return np.clip(self._estimates(users, items), lowest, highest)
 
-    def _similar_scores(self, item: int) -> FloatArray:
-        return np.asarray(self._fitted()[3][item].toarray()[0], dtype=np.float32)
+    def _item_item(self) -> sp.csr_matrix:
+        return self._fitted()[3]
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         mu, user_bias, item_bias, sim, _ = self._fitted()

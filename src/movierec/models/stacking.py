@@ -25,6 +25,7 @@ from movierec.models.base import (
     ModelConfig,
     ModelError,
     Recommender,
+    blended_affinity,
     components_state,
     restore_components,
 )
@@ -133,6 +134,10 @@ class RatingBlend(Recommender):
         # Each component's similarities are on their own scale: the heaviest component speaks.
         weights, models = self._parts()
         return models[int(np.argmax(np.abs(weights[1:])))]._similar_scores(item)
+
+    def _item_affinity(self, sources: IntArray, targets: IntArray) -> FloatArray | None:
+        weights, models = self._parts()
+        return blended_affinity(list(zip(weights[1:], models, strict=True)), sources, targets)
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         weights, _ = self._parts()

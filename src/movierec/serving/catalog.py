@@ -125,7 +125,6 @@ class ModelView:
     rating_means: npt.NDArray[np.float64]
     popular_order: IntArray  # item indices, most rated first
     bayesian_order: IntArray  # item indices, best shrunk mean rating first
-    unit_vectors: npt.NDArray[np.float32] | None  # for "because you liked X", where available
     liked_threshold: float
     # Rows built so far, by model item: a request needs 10 to 20, and building one costs more
     # than the rest of its share of the answer. Filled as requests come (at most one per item).
@@ -159,8 +158,6 @@ class ModelView:
             rating_means=means,
             popular_order=np.argsort(-counts, kind="stable"),
             bayesian_order=np.argsort(-_shrunk_means(counts, sums), kind="stable"),
-            # The model's own (its similar_items uses them too): one copy per process.
-            unit_vectors=model.unit_item_vectors(),
             liked_threshold=low + LIKED_FRACTION * (high - low),
         )
 
@@ -224,19 +221,26 @@ class ModelView:
     def reasons(
         self, items: IntArray, history: IntArray, ratings: npt.NDArray[np.float32]
     ) -> list[str | None]:
-        """ "Because you liked X" per recommended item: the liked history movie most similar
-        to it (cosine of item vectors); None for every item where the model has no vectors."""
-        if self.unit_vectors is None or len(history) == 0 or len(items) == 0:
+        """ "Because you liked X" per recommended item: the liked history movie the model ties
+        closest to it (:meth:`Recommender.item_affinity`); None where no liked movie speaks
+        for the item, or the model has no item-item notion."""
+        if len(history) == 0 or len(items) == 0:
             return [None] * len(items)
-        closest = _closest_liked(
-            self.unit_vectors,
-            np.asarray(items, dtype=np.int64),
+        pool = _liked_pool(
             np.asarray(history, dtype=np.int64),
             np.asarray(ratings, dtype=np.float32),
             np.float32(self.liked_threshold),
             REASON_HISTORY,
         )
-        return [self._because(int(i)) for i in closest]
+        affinity = self.model.item_affinity(pool, items)
+        if affinity is None:
+            return [None] * len(items)
+        closest = affinity.argmax(axis=0)
+        strongest = affinity[closest, np.arange(len(closest))]
+        return [
+            self._because(int(pool[source])) if value > 0 else None
+            for source, value in zip(closest.tolist(), strongest.tolist(), strict=True)
+        ]
 
     def _because(self, item: int) -> str:
         text = self._reasons.get(item)
@@ -312,35 +316,19 @@ def _shrunk_means(counts: IntArray, sums: npt.NDArray[Any]) -> npt.NDArray[np.fl
     return (sums + votes * prior) / (counts + votes)
 
 
-@njit(cache=True, fastmath=True)  # a heuristic's sums: their order does not matter
-def _closest_liked(  # noqa: PLR0917 (numba takes arrays positionally)
-    unit_vectors: npt.NDArray[np.float32],
-    items: IntArray,
-    history: IntArray,
-    ratings: npt.NDArray[np.float32],
-    liked_threshold: np.float32,
-    most: int,
+@njit(cache=True)
+def _liked_pool(
+    history: IntArray, ratings: npt.NDArray[np.float32], liked_threshold: np.float32, most: int
 ) -> IntArray:
-    """For each item, the history movie of largest cosine: among the liked ones (all when
-    none is liked), the ``most`` best rated at most (the first ones on equal ratings).
+    """The history movies a reason is chosen from: the liked ones (all when none is liked),
+    the ``most`` best rated at most (the first ones on equal ratings).
 
-    Compiled: as numpy calls this was a quarter of a recommendation's time (measured).
+    Compiled: as numpy calls this was a large share of a recommendation's time (measured).
     """
-    pool = history[ratings >= liked_threshold]
-    pool_ratings = ratings[ratings >= liked_threshold]
+    liked = ratings >= liked_threshold
+    pool, pool_ratings = history[liked], ratings[liked]
     if len(pool) == 0:
         pool, pool_ratings = history, ratings
     if len(pool) > most:
         pool = pool[np.argsort(-pool_ratings, kind="mergesort")[:most]]
-    closest = np.empty(len(items), dtype=np.int64)
-    for position in range(len(items)):
-        target = unit_vectors[items[position]]
-        best, best_similarity = pool[0], np.float32(-np.inf)
-        for candidate in pool:
-            similarity = np.float32(0.0)
-            for j in range(len(target)):
-                similarity += target[j] * unit_vectors[candidate, j]
-            if similarity > best_similarity:
-                best, best_similarity = candidate, similarity
-        closest[position] = best
-    return closest
+    return pool
