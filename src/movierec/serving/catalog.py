@@ -235,10 +235,9 @@ class ModelView:
         affinity = self.model.item_affinity(pool, items)
         if affinity is None:
             return [None] * len(items)
-        closest = affinity.argmax(axis=0)
-        strongest = affinity[closest, np.arange(len(closest))]
+        closest, strongest = _strongest(pool, affinity)
         return [
-            self._because(int(pool[source])) if value > 0 else None
+            self._because(source) if value > 0 else None
             for source, value in zip(closest.tolist(), strongest.tolist(), strict=True)
         ]
 
@@ -332,3 +331,21 @@ def _liked_pool(
     if len(pool) > most:
         pool = pool[np.argsort(-pool_ratings, kind="mergesort")[:most]]
     return pool
+
+
+@njit(cache=True)
+def _strongest(
+    pool: IntArray, affinity: npt.NDArray[np.float32]
+) -> tuple[IntArray, npt.NDArray[np.float32]]:
+    """Per column of ``affinity`` (a recommended item), the ``pool`` movie of its largest
+    entry (the first on ties) and that entry: one compiled pass instead of four numpy calls."""
+    n_pool, n_items = affinity.shape
+    closest = np.empty(n_items, dtype=np.int64)
+    strongest = np.empty(n_items, dtype=np.float32)
+    for item in range(n_items):
+        best = 0
+        for source in range(1, n_pool):
+            if affinity[source, item] > affinity[best, item]:
+                best = source
+        closest[item], strongest[item] = pool[best], affinity[best, item]
+    return closest, strongest
