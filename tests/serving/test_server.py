@@ -3,6 +3,7 @@ a free loopback port, and is called over real HTTP."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -140,6 +142,74 @@ def _wait_for_workers(url: str, workers: int, timeout: float = 120.0) -> None:
     while len(_serving_workers(httpx.get(f"{url}/metrics", timeout=10).text)) < workers:
         assert time.monotonic() < deadline, f"{workers} workers were not all serving in time"
         time.sleep(0.2)
+
+
+def test_each_worker_listens_on_a_socket_of_its_own(ml_settings: Settings) -> None:
+    """32 connections opened at once are spread over both workers (SO_REUSEPORT), where one
+    socket shared by the workers often gave all or nearly all of them to one worker."""
+    with _server(ml_settings, workers=2) as url:
+        _wait_for_workers(url, 2)
+        port = int(url.rsplit(":", 1)[1])
+        supervisor = _supervisor(port)
+        workers = [w for w in supervisor.children() if _listens(w, port)]
+        assert len(workers) == 2
+        assert not _listens(supervisor, port)
+        assert _socket_inodes(workers[0]).isdisjoint(_socket_inodes(workers[1]))
+        connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+        try:
+            for conn in connections:  # an answer on each: every connection is accepted
+                conn.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            for conn in connections:
+                assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+            held = [
+                sum(c.status == psutil.CONN_ESTABLISHED for c in w.net_connections("tcp"))
+                for w in workers
+            ]
+        finally:
+            for conn in connections:
+                conn.close()
+    assert sum(held) == 32
+    assert min(held) >= 4, held  # by a fair coin per connection: fails about once in 400,000
+
+
+def _supervisor(port: int) -> psutil.Process:
+    """The process ``serve`` became for several workers on ``port``."""
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "movierec.serving.workers" in command and str(port) in command:
+            return process
+    raise AssertionError(f"no worker supervisor for port {port}")
+
+
+def _listens(process: psutil.Process, port: int) -> bool:
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        for c in process.net_connections("tcp")
+    )
+
+
+def _socket_inodes(process: psutil.Process) -> set[str]:
+    """The sockets ``process`` holds open (one socket shared by two processes is in both)."""
+    links = (os.readlink(fd) for fd in Path(f"/proc/{process.pid}/fd").iterdir())
+    return {link for link in links if link.startswith("socket:")}
+
+
+def test_a_port_in_use_is_a_clear_error(ml_settings: Settings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "movierec.serving.workers", "127.0.0.1", str(port), "2"],
+            env=settings_environment(ml_settings, include_secrets=True),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Address already in use" in done.stderr
 
 
 def test_ratings_posted_to_one_worker_are_used_by_every_worker(ml_settings: Settings) -> None:
