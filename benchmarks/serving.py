@@ -14,7 +14,9 @@ history for every request) on three routes, each at concurrency 1 and 32:
 Reported per run: requests/s, p50 and p99 latency (wrk's own histogram), errors (socket errors
 plus non-2xx answers), the server's RSS (the sum over its process tree, the highest of the
 samples taken every 0.2 s during the run) and the share of CPU time the hypervisor stole from
-this virtual machine during the run (``/proc/stat``: tails grow with it); per server start,
+this virtual machine during the run (``/proc/stat``: tails grow with it) and how wrk's
+connections were split between the server's processes (a worker keeps the connections it
+accepted: an uneven split queues more requests on one worker); per server start,
 the seconds from the process start to ``/ready`` answering 200 and to every worker having
 finished its start-up.
 
@@ -33,6 +35,7 @@ Run ``python benchmarks/serving.py --help``; see ``benchmarks/README.md`` for th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -133,6 +136,7 @@ class LoadRun:
     rss_bytes: int
     load_1min: float
     steal_pct: float | None  # CPU time the hypervisor took from this VM during the run
+    split: list[int]  # wrk's connections held by each server process, most first
     passed: bool | None = None
     target: str = ""
 
@@ -279,6 +283,26 @@ def tree_rss(root: int) -> int:
     return total
 
 
+def connections_per_process(root: int, port: int) -> list[int]:
+    """Established connections to ``port`` that each process of ``root``'s tree holds, most
+    first: how the kernel split wrk's connections between the workers."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()  # sl local remote state ... inode
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    established.add(f"socket:[{fields[9]}]")
+    counts = []
+    for pid in _process_tree(root):
+        with contextlib.suppress(OSError):
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+            held = sum(link in established for link in links)
+            if held:
+                counts.append(held)
+    return sorted(counts, reverse=True)
+
+
 class Server:
     """``movierec serve`` in a subprocess, as a user starts it; a context manager."""
 
@@ -378,11 +402,14 @@ def run_wrk(
     load = os.getloadavg()[0]
     times_before = cpu_times()
     peak_rss = 0
+    split: list[int] = []
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as wrk:
         while wrk.poll() is None:
             peak_rss = max(peak_rss, tree_rss(server.process.pid))
+            if sum(split) < concurrency:  # until every connection is seen
+                split = connections_per_process(server.process.pid, server.port)
             time.sleep(RSS_SAMPLE_S)
         output = wrk.stdout.read() if wrk.stdout else ""
     steal = steal_share(times_before, cpu_times())
@@ -407,6 +434,7 @@ def run_wrk(
         rss_bytes=peak_rss,
         load_1min=load,
         steal_pct=steal,
+        split=split,
     )
 
 
@@ -427,6 +455,10 @@ def steal_share(before: list[int] | None, after: list[int] | None) -> float | No
     deltas = [b - a for a, b in zip(before, after, strict=True)]
     total = sum(deltas[:8])  # user nice system idle iowait irq softirq steal (guest: in user)
     return 100.0 * deltas[7] / total if total > 0 else None
+
+
+def _split(counts: list[int]) -> str:
+    return "/".join(map(str, counts)) or "n/a"
 
 
 def _percent(value: float | None) -> str:
@@ -482,7 +514,7 @@ def measure_server(
                     f"  {route:<10} c={concurrency:<3} {run.rps:8,.0f} req/s  p50"
                     f" {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  errors {run.errors}"
                     f"  RSS {run.rss_bytes / GB:.2f} GB  load {run.load_1min:.1f}"
-                    f"  steal {_percent(run.steal_pct)}",
+                    f"  steal {_percent(run.steal_pct)}  split {_split(run.split)}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -556,14 +588,15 @@ def render(results: Results) -> str:
     """The results as Markdown (pastes straight into the README)."""
     lines = [
         "| workers | route | concurrency | req/s | p50 ms | p99 ms | max ms | errors |"
-        " server RSS | load | steal | target | result |",
-        "|" + "---|" * 13,
+        " server RSS | load | steal | split | target | result |",
+        "|" + "---|" * 14,
     ]
     for r in results.runs:
         lines.append(
             f"| {r.workers} | {r.route} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} |"
             f" {r.p99_ms:.2f} | {r.max_ms:.1f} | {r.errors} | {r.rss_bytes / GB:.2f} GB |"
-            f" {r.load_1min:.1f} | {_percent(r.steal_pct)} | {r.target} | {_verdict(r.passed)} |"
+            f" {r.load_1min:.1f} | {_percent(r.steal_pct)} | {_split(r.split)} | {r.target} |"
+            f" {_verdict(r.passed)} |"
         )
     lines += ["", "| workers | ready (first /ready 200) | every worker started | idle RSS |"
               " target | result |", "|" + "---|" * 6]  # fmt: skip
