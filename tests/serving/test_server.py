@@ -194,8 +194,11 @@ def _socket_inodes(process: psutil.Process) -> set[str]:
     return {link for link in links if link.startswith("socket:")}
 
 
-def test_a_port_in_use_is_a_clear_error(ml_settings: Settings) -> None:
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["another program", "another server"])
+def test_a_port_in_use_is_a_clear_error(ml_settings: Settings, reuse_port: bool) -> None:
+    """Whether the port's holder listens as another movierec server does or not."""
     with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(reuse_port))
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]

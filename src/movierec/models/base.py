@@ -607,9 +607,10 @@ def blended_affinity(
     any."""
     total: npt.NDArray[np.float32] | None = None
     for weight, model in parts:
-        affinity = model._item_affinity(sources, targets)
-        if affinity is None or weight == 0:
+        affinity = None if weight == 0 else model._item_affinity(sources, targets)
+        if affinity is None:
             continue
+        # Scaled in place: each part's answer is a new array of its own.
         largest = float(np.abs(affinity).max(initial=0.0))
         if largest > 0:
             affinity *= np.float32(abs(weight) / largest)

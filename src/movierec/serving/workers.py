@@ -79,13 +79,16 @@ def run_workers(host: str, port: int, workers: int, *, access_log: bool) -> None
 
 
 def listener(config: uvicorn.Config) -> socket.socket:
-    """What each worker listens on: on Linux a socket of its own (see the module), else the
-    one socket uvicorn binds for all of them."""
-    if not sys.platform.startswith("linux"):
+    """What each worker listens on: on Linux a socket of its own (see the module), else (or
+    for port 0, which would give each worker a port of its own) the one socket uvicorn binds
+    for all of them."""
+    if not sys.platform.startswith("linux") or config.port == 0:
         return config.bind_socket()
     # SO_REUSEPORT would also let this server share a port that another one of this user's
-    # servers holds the same way: binding it plainly first fails then, as uvicorn's bind does.
+    # servers holds the same way: binding without it first fails then, as uvicorn's bind does
+    # (SO_REUSEADDR, as uvicorn sets it, lets a restart bind over closed connections).
     with socket.socket(_family(config.host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((config.host, config.port))
         except OSError as exc:
