@@ -172,6 +172,31 @@ def test_each_worker_listens_on_a_socket_of_its_own(ml_settings: Settings) -> No
     assert min(held) >= 4, held  # by a fair coin per connection: fails about once in 400,000
 
 
+def test_a_worker_that_dies_is_replaced_with_a_socket_of_its_own(ml_settings: Settings) -> None:
+    """Killed outright, a worker is started again by the supervisor; meanwhile the other one
+    answers every request, and the new one listens on a new socket of its own."""
+    with _server(ml_settings, workers=2) as url:
+        _wait_for_workers(url, 2)
+        port = int(url.rsplit(":", 1)[1])
+        supervisor = _supervisor(port)
+        first, second = [w for w in supervisor.children() if _listens(w, port)]
+        first.kill()
+        first.wait(timeout=10)
+        for _ in range(20):  # a new connection each: only the other worker listens now
+            assert httpx.get(f"{url}/users/1/recommendations", timeout=10).status_code == 200
+        deadline = time.monotonic() + 120
+        while True:
+            workers = [w for w in supervisor.children() if _listens(w, port)]
+            if len(workers) == 2:
+                break
+            assert time.monotonic() < deadline, "the dead worker was not replaced in time"
+            time.sleep(0.2)
+        replacement = next(w for w in workers if w.pid != second.pid)
+        assert replacement.pid != first.pid
+        assert _socket_inodes(replacement).isdisjoint(_socket_inodes(second))
+        assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
+
+
 def _supervisor(port: int) -> psutil.Process:
     """The process ``serve`` became for several workers on ``port``."""
     for process in psutil.process_iter(["cmdline"]):
