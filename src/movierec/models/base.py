@@ -597,27 +597,6 @@ def item_item_block(
     )
 
 
-def blended_affinity(
-    parts: list[tuple[float, Recommender]],
-    sources: npt.NDArray[np.int64],
-    targets: npt.NDArray[np.int64],
-) -> npt.NDArray[np.float32] | None:
-    """The affinities of a composite model's parts, each divided by its largest magnitude (the
-    parts measure on scales of their own) and weighted by ``|weight|``; None when no part has
-    any."""
-    total: npt.NDArray[np.float32] | None = None
-    for weight, model in parts:
-        affinity = None if weight == 0 else model._item_affinity(sources, targets)
-        if affinity is None:
-            continue
-        # Scaled in place: each part's answer is a new array of its own.
-        largest = float(np.abs(affinity).max(initial=0.0))
-        if largest > 0:
-            affinity *= np.float32(abs(weight) / largest)
-        total = affinity if total is None else total + affinity
-    return total
-
-
 @njit(cache=True, fastmath=True)  # an explanation's sums: their order does not matter
 def _cosines(
     unit: npt.NDArray[np.float32], sources: npt.NDArray[np.int64], targets: npt.NDArray[np.int64]

@@ -32,7 +32,6 @@ from movierec.models.base import (
     ModelConfig,
     ModelError,
     Recommender,
-    blended_affinity,
     components_state,
     cooccurrence_cosine,
     item_item_block,
@@ -322,7 +321,7 @@ class Blend(Recommender):
         return _weighted_sum(parts)[0]
 
     def _item_affinity(self, sources: IntArray, targets: IntArray) -> FloatArray | None:
-        return blended_affinity(self._parts(), sources, targets)
+        return _blended_affinity(self._parts(), sources, targets)
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         return components_state(self._models())
@@ -339,4 +338,22 @@ def _weighted_sum(parts: list[tuple[float, npt.NDArray[np.float32]]]) -> FloatAr
         spread = scores.std(axis=1, keepdims=True)
         spread[spread == 0] = 1.0
         total += np.float32(weight) * (scores - scores.mean(axis=1, keepdims=True)) / spread
+    return total
+
+
+def _blended_affinity(
+    parts: list[tuple[float, Recommender]], sources: IntArray, targets: IntArray
+) -> FloatArray | None:
+    """The blend's parts' affinities, each divided by its largest magnitude (the parts measure
+    on scales of their own) and weighted as in the blend; None when no part has any."""
+    total: FloatArray | None = None
+    for weight, model in parts:
+        affinity = model._item_affinity(sources, targets)
+        if affinity is None:
+            continue
+        # Scaled in place: each part's answer is a new array of its own.
+        largest = float(np.abs(affinity).max(initial=0.0))
+        if largest > 0:
+            affinity *= np.float32(weight / largest)
+        total = affinity if total is None else total + affinity
     return total

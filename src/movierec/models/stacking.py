@@ -25,7 +25,6 @@ from movierec.models.base import (
     ModelConfig,
     ModelError,
     Recommender,
-    blended_affinity,
     components_state,
     restore_components,
 )
@@ -131,13 +130,16 @@ class RatingBlend(Recommender):
         return np.clip(blended, *self.rating_scale).astype(np.float32)
 
     def _similar_scores(self, item: int) -> FloatArray:
-        # Each component's similarities are on their own scale: the heaviest component speaks.
-        weights, models = self._parts()
-        return models[int(np.argmax(np.abs(weights[1:])))]._similar_scores(item)
+        return self._heaviest()._similar_scores(item)
 
     def _item_affinity(self, sources: IntArray, targets: IntArray) -> FloatArray | None:
+        return self._heaviest()._item_affinity(sources, targets)
+
+    def _heaviest(self) -> Recommender:
+        """The component of largest weight: each component's similarities are on a scale of
+        its own, so it speaks for the blend in similar movies and reasons."""
         weights, models = self._parts()
-        return blended_affinity(list(zip(weights[1:], models, strict=True)), sources, targets)
+        return models[int(np.argmax(np.abs(weights[1:])))]
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         weights, _ = self._parts()
