@@ -151,7 +151,7 @@ def test_each_worker_listens_on_a_socket_of_its_own(ml_settings: Settings) -> No
         _wait_for_workers(url, 2)
         port = int(url.rsplit(":", 1)[1])
         supervisor = _supervisor(port)
-        workers = [w for w in supervisor.children() if _listens(w, port)]
+        workers = _workers(supervisor, port)
         assert len(workers) == 2
         assert not _listens(supervisor, port)
         assert _socket_inodes(workers[0]).isdisjoint(_socket_inodes(workers[1]))
@@ -161,10 +161,7 @@ def test_each_worker_listens_on_a_socket_of_its_own(ml_settings: Settings) -> No
                 conn.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
             for conn in connections:
                 assert conn.recv(4096).startswith(b"HTTP/1.1 200")
-            held = [
-                sum(c.status == psutil.CONN_ESTABLISHED for c in w.net_connections("tcp"))
-                for w in workers
-            ]
+            held = [_connections(w, port, psutil.CONN_ESTABLISHED) for w in workers]
         finally:
             for conn in connections:
                 conn.close()
@@ -179,14 +176,14 @@ def test_a_worker_that_dies_is_replaced_with_a_socket_of_its_own(ml_settings: Se
         _wait_for_workers(url, 2)
         port = int(url.rsplit(":", 1)[1])
         supervisor = _supervisor(port)
-        first, second = [w for w in supervisor.children() if _listens(w, port)]
+        first, second = _workers(supervisor, port)
         first.kill()
         first.wait(timeout=10)
         for _ in range(20):  # a new connection each: only the other worker listens now
             assert httpx.get(f"{url}/users/1/recommendations", timeout=10).status_code == 200
         deadline = time.monotonic() + 120
         while True:
-            workers = [w for w in supervisor.children() if _listens(w, port)]
+            workers = _workers(supervisor, port)
             if len(workers) == 2:
                 break
             assert time.monotonic() < deadline, "the dead worker was not replaced in time"
@@ -206,11 +203,18 @@ def _supervisor(port: int) -> psutil.Process:
     raise AssertionError(f"no worker supervisor for port {port}")
 
 
+def _workers(supervisor: psutil.Process, port: int) -> list[psutil.Process]:
+    """The supervisor's children that listen on ``port`` (not its resource tracker)."""
+    return [child for child in supervisor.children() if _listens(child, port)]
+
+
 def _listens(process: psutil.Process, port: int) -> bool:
-    return any(
-        c.status == psutil.CONN_LISTEN and c.laddr.port == port
-        for c in process.net_connections("tcp")
-    )
+    return _connections(process, port, psutil.CONN_LISTEN) > 0
+
+
+def _connections(process: psutil.Process, port: int, status: str) -> int:
+    """How many of ``process``'s TCP sockets on local ``port`` are in ``status``."""
+    return sum(c.status == status and c.laddr.port == port for c in process.net_connections("tcp"))
 
 
 def _socket_inodes(process: psutil.Process) -> set[str]:
