@@ -878,5 +878,38 @@ def serve_command(
     serving_app.serve(settings, host, port, workers, access_log=access_log)
 
 
+@app.command("ui")
+@fails_cleanly
+def ui_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8501,
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="The API's address (default: MOVIEREC_API_URL or :8000)."),
+    ] = None,
+) -> None:
+    """Serve the web UI (Streamlit); it talks to the API over HTTP only."""
+    from movierec.ui.launch import run_ui
+
+    err_console.print(f"movierec UI on http://{host}:{port}")
+    run_ui(host, port, api_url)
+
+
+@app.command("up")
+@fails_cleanly
+def up_command(
+    host: Annotated[str, typer.Option(help="Interface both servers listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The API's port.")] = 8000,
+    ui_port: Annotated[int, typer.Option(min=1, max=65535, help="The UI's port.")] = 8501,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 1,
+) -> None:
+    """Serve the API and the UI together; Ctrl-C stops both."""
+    from movierec.ui.launch import run_stack
+
+    if port == ui_port:
+        raise typer.BadParameter("the API and the UI need two different ports")
+    raise typer.Exit(run_stack(host, port, host, ui_port, workers))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

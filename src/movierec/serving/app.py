@@ -33,6 +33,7 @@ from movierec.config import Settings
 from movierec.errors import ConfigError, MovierecError, StoreError
 from movierec.locks import exclusive_lock
 from movierec.models.base import ModelError
+from movierec.serving.docs import add_offline_docs
 from movierec.serving.fastpath import FastPathMiddleware
 from movierec.serving.feed import SharedFeed
 from movierec.serving.jobs import (
@@ -110,6 +111,8 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
         summary="Movie recommendations: known users, new users, anonymous visitors, similar "
         "movies; live ratings; training jobs and hot model reload.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_offline_docs, without a CDN
+        redoc_url=None,
         telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings
@@ -117,6 +120,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
     app.state.job_commands = job_commands
     for module in (health, movies, users, recommend, ratings, training, admin, stats):
         app.include_router(module.router)
+    add_offline_docs(app)
     _add_error_handlers(app)
 
     @app.get("/metrics", include_in_schema=False)

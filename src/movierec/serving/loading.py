@@ -123,22 +123,22 @@ def _load_local(settings: Settings) -> LoadedModel:
             version=None,
             source="local",
             run_id=None,
-            metrics=_float_metrics(report.get("metrics", {})),
+            metrics=metric_names(report.get("metrics", {})),
             snapshot_hash=_snapshot(report.get("data", {}).get("snapshot_hash")),
         ),
     )
 
 
-def _registry_absent(settings: Settings) -> bool:
-    # An embedded registry whose file does not exist has no champion; opening it would
-    # create it (and run MLflow's migrations) for nothing.
+def registry_absent(settings: Settings) -> bool:
+    """Whether the registry is an embedded one whose file does not exist: it has no versions,
+    and opening it would create it (and run MLflow's migrations) for nothing."""
     uri = settings.tracking_uri
     return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
 
 
 def _load_champion(settings: Settings) -> LoadedModel | None:
     """The champion version's model, None without one; registry failures raise."""
-    if _registry_absent(settings):
+    if registry_absent(settings):
         return None
     from mlflow import MlflowClient  # noqa: PLC0415 (mlflow takes a second to import)
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
@@ -161,7 +161,7 @@ def _load_champion(settings: Settings) -> LoadedModel | None:
         raise ModelUnavailableError(
             f"cannot load the champion from the registry at {settings.tracking_uri}: {text[:300]}"
         ) from exc
-    metrics = dict(run.data.metrics) if run is not None else {}
+    metrics = metric_names(run.data.metrics) if run is not None else {}
     tags = dict(run.data.tags) if run is not None else {}
     return LoadedModel(
         model,
@@ -170,7 +170,7 @@ def _load_champion(settings: Settings) -> LoadedModel | None:
             version=int(version.version),
             source="registry",
             run_id=version.run_id,
-            metrics=_float_metrics({k.replace("_at_", "@"): v for k, v in metrics.items()}),
+            metrics=metrics,
             snapshot_hash=_snapshot(tags.get(SNAPSHOT_TAG)),
         ),
     )
@@ -257,10 +257,16 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _float_metrics(values: Any) -> dict[str, float]:
+def metric_names(values: Any) -> dict[str, float]:
+    """Numeric metrics by movierec name: MLflow's keys (``ndcg_at_10``, it rejects ``@``)
+    become ``ndcg@10``; anything but a mapping of numbers gives nothing."""
     if not isinstance(values, dict):
         return {}
-    return {str(k): float(v) for k, v in values.items() if isinstance(v, int | float)}
+    return {
+        str(key).replace("_at_", "@"): float(value)
+        for key, value in values.items()
+        if isinstance(value, int | float)
+    }
 
 
 def _snapshot(value: Any) -> str | None:

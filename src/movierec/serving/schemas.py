@@ -130,7 +130,10 @@ class UserDetails(Response):
     mean_rating: float | None
     known_to_model: bool
     favourite_genres: list[GenreShare]
-    recent_ratings: list[UserRating]
+    recent_ratings: list[UserRating] = Field(description="The latest ratings, newest first.")
+    top_ratings: list[UserRating] = Field(
+        description="The highest ratings, newest first among equals."
+    )
 
 
 # ---------------------------------------------------------------- recommendations
@@ -289,6 +292,35 @@ class ModelInfoResponse(Response):
     load_seconds: float
     n_users: int
     n_items: int
+
+
+class RegistryVersion(Response):
+    version: int
+    aliases: list[str] = Field(description="e.g. champion, challenger, previous-champion.")
+    model: str | None = Field(description="The model family.")
+    run_id: str | None
+    created_at: datetime
+    metrics: dict[str, float]
+    params: dict[str, str]
+
+
+class RegistryResponse(Response):
+    registered_model: str
+    versions: list[RegistryVersion] = Field(description="Newest first.")
+
+
+class LeaderboardEntry(Response):
+    model: str
+    metrics: dict[str, float]
+    params: dict[str, str]
+
+
+class LeaderboardResponse(Response):
+    """The models the latest pipeline run scored on one split, in the order it ran them."""
+
+    run_id: str | None
+    started_at: datetime | None
+    entries: list[LeaderboardEntry]
 
 
 class ReloadResponse(Response):

@@ -16,6 +16,7 @@ router = APIRouter(tags=["users"])
 
 FAVOURITE_GENRES = 5
 RECENT_RATINGS = 10
+TOP_RATINGS = 10
 
 
 def _store(service: RecommenderService) -> ServingStore:
@@ -41,36 +42,47 @@ def list_users(
 def user_details(
     user_id: Annotated[int, Path(ge=0, le=2**63 - 1)], service: ServiceDep
 ) -> UserDetails:
-    """How many movies a user rated, their favourite genres and latest ratings."""
+    """How many movies a user rated, their favourite genres, latest and highest ratings."""
     rated = _store(service).user_ratings(user_id)
     view = service.state.view
     known = view is not None and view.model.user_index_of(user_id) is not None
     if len(rated.item_ids) == 0 and not known:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user_id} not found")
-    catalog = service.state.catalog
-    rows = catalog.positions(rated.item_ids)
+    rows = service.state.catalog.positions(rated.item_ids)
     return UserDetails(
         user_id=user_id,
         n_ratings=len(rated.item_ids),
         mean_rating=float(rated.ratings.mean()) if len(rated.ratings) else None,
         known_to_model=known,
         favourite_genres=_favourite_genres(service, rated, rows),
-        recent_ratings=[
-            UserRating(
-                movie_id=int(movie_id),
-                title=catalog.titles[row] if row >= 0 else f"Item {movie_id}",
-                rating=float(rating),
-                timestamp=int(timestamp),
-            )
-            for movie_id, row, rating, timestamp in zip(
-                rated.item_ids[:RECENT_RATINGS].tolist(),
-                rows[:RECENT_RATINGS].tolist(),
-                rated.ratings[:RECENT_RATINGS].tolist(),
-                rated.timestamps[:RECENT_RATINGS].tolist(),
-                strict=True,
-            )
-        ],
+        recent_ratings=_ratings(service, rated, rows, np.arange(min(RECENT_RATINGS, len(rows)))),
+        # A stable sort of the newest-first ratings: the newest first among equal ratings.
+        top_ratings=_ratings(
+            service, rated, rows, np.argsort(-rated.ratings, kind="stable")[:TOP_RATINGS]
+        ),
     )
+
+
+def _ratings(
+    service: RecommenderService, rated: UserRatings, rows: np.ndarray, chosen: np.ndarray
+) -> list[UserRating]:
+    """The user's ratings at positions ``chosen`` (of their newest-first ratings)."""
+    titles = service.state.catalog.titles
+    return [
+        UserRating(
+            movie_id=movie_id,
+            title=titles[row] if row >= 0 else f"Item {movie_id}",
+            rating=rating,
+            timestamp=timestamp,
+        )
+        for movie_id, row, rating, timestamp in zip(
+            rated.item_ids[chosen].tolist(),
+            rows[chosen].tolist(),
+            rated.ratings[chosen].tolist(),
+            rated.timestamps[chosen].tolist(),
+            strict=True,
+        )
+    ]
 
 
 def _favourite_genres(
