@@ -24,18 +24,29 @@ $(AIRFLOW_STAMP):
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet 'apache-airflow>=3.1,<4'
 	touch $@
 
+# The UI's browser tests drive Debian's Chromium (a test tool's own browser download fails
+# offline); installed once, as root with apt-get, or with sudo when there is one.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver
+
 MOVIEREC := MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} $(BIN)/movierec
 
-## run: create the environment, get the data, train and register a champion, serve the API
+## run: create the environment, get the data, train and register a champion, serve the API and
+## the UI (ports: MOVIEREC_PORT, MOVIEREC_UI_PORT; Ctrl-C stops both)
 run: $(STAMP)
 	$(MOVIEREC) pipeline run --config params.yaml
 	$(MOVIEREC) models list
 	$(MOVIEREC) recommend --user 1 -k 10
 	$(MOVIEREC) similar --movie 1 -k 10
-	$(MOVIEREC) serve --host $${MOVIEREC_HOST:-127.0.0.1} --port $${MOVIEREC_PORT:-8000}
+	$(MOVIEREC) up --host $${MOVIEREC_HOST:-127.0.0.1} --port $${MOVIEREC_PORT:-8000} \
+		--ui-port $${MOVIEREC_UI_PORT:-8501}
 
 ## test: create the environment (with dev extras) and run lint, types and the whole test suite
-test: $(STAMP) $(AIRFLOW_STAMP)
+test: $(STAMP) $(AIRFLOW_STAMP) $(CHROMIUM)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
@@ -52,13 +63,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 ## bench: every benchmark (minutes; prints figures and ratios against same-run baselines)
-bench: $(STAMP)
+bench: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/serving.py  # needs wrk (Debian: apt-get install wrk)
+	$(BIN)/python benchmarks/ui.py       # needs Debian's chromium (make test installs it)
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache

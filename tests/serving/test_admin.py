@@ -96,6 +96,27 @@ def test_champion_is_served_and_hot_reloaded(
         assert 'version="1"' not in metrics
 
 
+def test_registry_versions_with_aliases_and_metrics(
+    registry: Registry, synth_data: LoadedData, tmp_path: Path
+) -> None:
+    settings = _served_registry(registry, synth_data, tmp_path)
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/models").json()
+        board = client.get("/models/leaderboard").json()
+    assert answer["registered_model"] == "movierec"
+    assert [v["version"] for v in answer["versions"]] == [2, 1]
+    assert [v["aliases"] for v in answer["versions"]] == [[], ["champion"]]
+    assert {v["model"] for v in answer["versions"]} == {"als"}
+    assert all("ndcg@10" in v["metrics"] for v in answer["versions"])
+    # Versions logged outside a pipeline: no pipeline run, an empty leaderboard.
+    assert board == {"run_id": None, "started_at": None, "entries": []}
+
+
+def test_without_a_registry_the_registry_routes_are_empty(client: TestClient) -> None:
+    assert client.get("/models").json()["versions"] == []
+    assert client.get("/models/leaderboard").json()["entries"] == []
+
+
 def test_a_registry_version_is_downloaded_once_and_mapped_by_every_worker(
     registry: Registry, synth_data: LoadedData, tmp_path: Path
 ) -> None:

@@ -102,7 +102,23 @@ def test_users_page_and_profile(client: TestClient) -> None:
     assert shares == sorted(shares, reverse=True)
     times = [r["timestamp"] for r in user["recent_ratings"]]
     assert times == sorted(times, reverse=True)
+    top = [(r["rating"], r["timestamp"]) for r in user["top_ratings"]]
+    assert len(top) == 10
+    assert top == sorted(top, reverse=True)  # highest first, the newest first among equals
+    assert top[0][0] == 5.0
     assert client.get("/users/99999999").status_code == 404
+
+
+def test_docs_pages_and_their_assets_are_served_offline(client: TestClient) -> None:
+    for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = client.get(page).text
+        assert f"/docs-assets/{asset}" in html
+        assert "cdn." not in html  # nothing from outside
+        assert "googleapis" not in html
+        script = client.get(f"/docs-assets/{asset}")
+        assert script.status_code == 200
+        assert len(script.content) > 500_000
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
 
 
 def test_recommendations_for_a_known_user(client: TestClient) -> None:

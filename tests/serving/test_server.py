@@ -9,9 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,55 +21,15 @@ from movierec.config import Settings
 from movierec.serving.app import one_start_at_a_time
 from movierec.serving.jobs import settings_environment
 from movierec.serving.workers import START_LOCK_ENV
+from tests.servers import api_server
 from tests.serving.conftest import API_KEY
 
 pytestmark = pytest.mark.network
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _server(settings: Settings, workers: int) -> Iterator[str]:
-    port = _free_port()
-    code = (
-        "from movierec.config import Settings; from movierec.serving.app import serve; "
-        f"serve(Settings(_env_file=None), '127.0.0.1', {port}, {workers})"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
-        env=settings_environment(settings, include_secrets=True),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"the server exited: {process.stdout.read()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the server did not become ready in 60 s")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_served_over_http(ml_settings: Settings, workers: int) -> None:
-    with _server(ml_settings, workers) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with api_server(ml_settings, workers) as url, httpx.Client(base_url=url, timeout=10) as http:
         answers = [
             http.get(f"/users/{user}/recommendations", params={"k": 5}) for user in (1, 2, 3)
         ]
@@ -96,7 +54,7 @@ def test_served_over_http(ml_settings: Settings, workers: int) -> None:
 def test_metrics_add_up_across_workers(ml_settings: Settings) -> None:
     """With 2 workers /metrics counts every worker's requests, whichever one answers it."""
     requests = 40
-    with _server(ml_settings, workers=2) as url:
+    with api_server(ml_settings, workers=2) as url:
         _wait_for_workers(url, 2)  # they load their model one at a time
 
         def one(user: int) -> int:
@@ -147,7 +105,7 @@ def _wait_for_workers(url: str, workers: int, timeout: float = 120.0) -> None:
 def test_each_worker_listens_on_a_socket_of_its_own(ml_settings: Settings) -> None:
     """32 connections opened at once are spread over both workers (SO_REUSEPORT), where one
     socket shared by the workers often gave all or nearly all of them to one worker."""
-    with _server(ml_settings, workers=2) as url:
+    with api_server(ml_settings, workers=2) as url:
         _wait_for_workers(url, 2)
         port = int(url.rsplit(":", 1)[1])
         supervisor = _supervisor(port)
@@ -172,7 +130,7 @@ def test_each_worker_listens_on_a_socket_of_its_own(ml_settings: Settings) -> No
 def test_a_worker_that_dies_is_replaced_with_a_socket_of_its_own(ml_settings: Settings) -> None:
     """Killed outright, a worker is started again by the supervisor; meanwhile the other one
     answers every request, and the new one listens on a new socket of its own."""
-    with _server(ml_settings, workers=2) as url:
+    with api_server(ml_settings, workers=2) as url:
         _wait_for_workers(url, 2)
         port = int(url.rsplit(":", 1)[1])
         supervisor = _supervisor(port)
@@ -247,7 +205,7 @@ def test_a_port_in_use_is_a_clear_error(ml_settings: Settings, reuse_port: bool)
 def test_ratings_posted_to_one_worker_are_used_by_every_worker(ml_settings: Settings) -> None:
     """A new user's ratings reach the other worker before its next answer (the shared feed)."""
     user, liked = 900_002, [1, 260, 1196, 1210]
-    with _server(ml_settings, workers=2) as url:
+    with api_server(ml_settings, workers=2) as url:
         ratings = [{"user_id": user, "movie_id": m, "rating": 5.0} for m in liked]
         assert httpx.post(f"{url}/ratings", json={"ratings": ratings}).status_code == 201
 

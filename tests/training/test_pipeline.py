@@ -17,6 +17,7 @@ from movierec.cli import app
 from movierec.config import Settings
 from movierec.data.store import RatingsStore
 from movierec.errors import ConfigError
+from movierec.serving.registry import latest_leaderboard, list_versions
 from movierec.training import tracking
 from movierec.training.pipeline import (
     FINGERPRINT_TAG,
@@ -90,6 +91,17 @@ def test_every_model_is_a_child_run_of_the_pipeline_run(
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.data.params["model"] for r in children) == ["item_knn", "popularity"]
     assert all("ndcg_at_10" in r.data.metrics for r in children)
+
+
+def test_the_api_reads_the_latest_runs_leaderboard(
+    settings: Settings, first_run: PipelineResult
+) -> None:
+    board = latest_leaderboard(settings)
+    assert board.run_id is not None
+    by_model = {e.model: e.metrics["ndcg@10"] for e in board.entries}
+    assert by_model == {r.model: pytest.approx(r.metrics["ndcg@10"]) for r in first_run.leaderboard}
+    [version] = list_versions(settings)
+    assert (version.version, version.aliases, version.model) == (1, ["champion"], "item_knn")
 
 
 def test_rerun_on_unchanged_data_and_params_changes_nothing(

@@ -8,6 +8,7 @@ import streamlit as st
 
 from movierec.serving.schemas import Movie
 from movierec.ui.api import call, client
+from movierec.ui.components import display_title
 
 SUGGESTED_USERS = 8
 SEARCH_RESULTS = 12
@@ -93,4 +94,5 @@ def filters(key: str) -> Filters:
 
 
 def movie_label(movie: Movie) -> str:
-    return f"{movie.title} ({movie.year})" if movie.year else movie.title
+    title = display_title(movie.title)
+    return f"{title} ({movie.year})" if movie.year else title

@@ -16,6 +16,9 @@ from movierec.ui.pickers import movie_label, search
 PICKED = "cold_start_picked"  # the picked movies (a plain session value: kept across pages)
 UNRATED = 5.0  # a pick without stars counts as a top rating, when other picks have stars
 NEW_USER_IDS = (1_000_000, 2**31 - 1)
+# The API personalizes a new user's own recommendations from their third known movie on (an
+# anonymous answer folds in any number): a profile saved with fewer would get popular movies.
+PROFILE_MIN_PICKS = 3
 
 st.title("Start from movies you like")
 st.caption(
@@ -79,7 +82,15 @@ def free_user_id() -> int:
             return candidate
 
 
-if st.button("Save as my profile", type="primary", icon=":material/save:"):
+too_few = len(picked) < PROFILE_MIN_PICKS
+if st.button(
+    "Save as my profile",
+    type="primary",
+    icon=":material/save:",
+    key="save_profile",
+    disabled=too_few,
+    help=f"Pick at least {PROFILE_MIN_PICKS} movies to save a profile." if too_few else None,
+):
     user_id = call(free_user_id, "Finding a free user id")
     rated = history or dict.fromkeys(picked, UNRATED)
     call(

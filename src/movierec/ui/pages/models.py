@@ -14,7 +14,8 @@ from movierec.ui.api import ADMIN_KEY, admin_client, call, client
 JOB = "models_job"  # the job this session started and follows
 AT_K = re.compile(r"^(?P<metric>[a-z_]+)@(?P<k>\d+)$")
 SHOWN_METRICS = ("ndcg@10", "precision@10", "recall@10", "map@10", "coverage@10", "rmse")
-TUNABLE = ("als", "ease", "rp3beta", "item_knn", "bpr", "svd", "blend")
+# The families with a search space (movierec.training.tuning.SEARCH_SPACES); the API says so too.
+TUNABLE = ("als", "bpr", "ease", "rp3beta", "item_knn", "svd", "svdpp", "knn_baseline", "baseline")
 
 st.title("Models")
 current = call(lambda: client().current_model(), "Reading the served model")
@@ -124,12 +125,14 @@ with jobs_tab:
         st.toast(f"Serving {now.name} v{now.version}" + ("" if answer.changed else " (unchanged)"))
 
     train_col, tune_col, reload_col = st.columns(3)
-    train_col.button("Start training", on_click=started, args=("train",), type="primary")
+    train_col.button(
+        "Start training", on_click=started, args=("train",), type="primary", key="start_training"
+    )
     with tune_col:
         st.selectbox("Tune model", TUNABLE, key="tune_model", persist_state="session")
         st.number_input("Trials", 1, 500, 10, key="tune_trials", persist_state="session")
-        st.button("Start tuning", on_click=started, args=("tune",))
-    reload_col.button("Reload the champion", on_click=reloaded)
+        st.button("Start tuning", on_click=started, args=("tune",), key="start_tuning")
+    reload_col.button("Reload the champion", on_click=reloaded, key="reload")
     if "models_error" in st.session_state:
         st.error(st.session_state["models_error"], icon=":material/lock:")
 

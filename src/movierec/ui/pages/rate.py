@@ -26,12 +26,12 @@ user: int = user_id  # narrowed for the closures below
 
 now = call(lambda: client().recommend_user(user, K), "Recommending")
 before: dict[int, RecommendationResponse] = st.session_state.setdefault(BEFORE, {})
-if user_id not in before:
-    before[user_id] = now
+if user not in before:
+    before[user] = now
 
 
 def rate(movie_id: int) -> None:
-    stars = st.session_state.get(f"rate_{user_id}_{movie_id}")
+    stars = st.session_state.get(f"rate_{user}_{movie_id}")
     if stars is not None:
         call(lambda: client().rate(user, movie_id, stars + 1.0), "Saving the rating")
         st.toast(f"Saved: {stars + 1} ★ for movie {movie_id}", icon=":material/check_circle:")
@@ -41,14 +41,15 @@ def rating_row(movie_id: int, label: str) -> None:
     name, stars = st.columns([3, 2], vertical_alignment="center")
     name.markdown(label)
     with stars:
-        st.feedback("stars", key=f"rate_{user_id}_{movie_id}", on_change=rate, args=(movie_id,))
+        st.feedback("stars", key=f"rate_{user}_{movie_id}", on_change=rate, args=(movie_id,))
 
 
 rate_col, history_col = st.columns([3, 2], gap="large")
 with rate_col:
     st.subheader("Rate")
-    st.caption("Rate what the model suggests now, or search any movie.")
-    for item in now.items[:5]:
+    st.caption("Rate what the model suggested first, or search any movie.")
+    # The suggestions of "before": rows that stay put while the answer changes under them.
+    for item in before[user].items[:5]:
         rating_row(item.movie_id, f"**{movie_label(item)}**")
     query = st.text_input(
         "Search a movie to rate", key="rate_search", live="300ms", persist_state="session"
@@ -72,7 +73,7 @@ def cards(items: list[Recommendation], other: list[Recommendation], test_id: str
     )
 
 
-then = before[user_id]
+then = before[user]
 st.divider()
 left, right = st.columns(2, gap="large")
 with left:
@@ -84,5 +85,5 @@ with right:
     strategy_badge(now)
     cards(now.items, then.items, "mr-after")
 if st.button("Start over from the current recommendations"):
-    before[user_id] = now
+    before[user] = now
     st.rerun()

@@ -1,0 +1,156 @@
+"""The UI in a real headless Chromium (Debian's ``chromium``, driven by Playwright): what a
+person sees, checked against the API's own answers. Each test saves a screenshot of its page
+into ``MOVIEREC_SCREENSHOTS_DIR`` when set (``docs/screenshots`` holds a committed set).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from movierec.client import MovierecClient
+from movierec.ui.components import display_title
+from tests.servers import ui_server
+
+pytestmark = pytest.mark.network
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def ui_url(api_url: str) -> Iterator[str]:
+    with ui_server(api_url) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    opened = context.new_page()
+    opened.set_default_timeout(WAIT_MS)
+    yield opened
+    context.close()
+
+
+def settled(page: Page) -> None:
+    """Wait until Streamlit's script run is over, as Streamlit's own e2e suite does."""
+    page.wait_for_selector(DONE, timeout=WAIT_MS)
+
+
+def screenshot(page: Page, name: str) -> None:
+    folder = os.environ.get("MOVIEREC_SCREENSHOTS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def card_ids(page: Page, test_id: str = "mr-card") -> list[int]:
+    cards = page.locator(f'[data-testid="{test_id}"]')
+    return [int(c.get_attribute("data-movie-id") or -1) for c in cards.all()]
+
+
+def test_for_you_shows_the_apis_top_10_in_order(page: Page, ui_url: str, api_url: str) -> None:
+    with MovierecClient(api_url) as api:
+        expected = api.recommend_user(1, 10).items
+    page.goto(f"{ui_url}/?user=1")
+    expect(page.locator('[data-testid="mr-card"]')).to_have_count(10)
+    settled(page)
+    assert card_ids(page) == [m.movie_id for m in expected]
+    titles = page.locator('[data-testid="mr-card"] .mr-title').all_inner_texts()
+    assert titles == [display_title(m.title) for m in expected]
+    expect(page.get_by_text("Personalized", exact=True)).to_be_visible()
+    screenshot(page, "for-you")
+
+
+def test_deep_link_to_a_movie_opens_similar_movies(page: Page, ui_url: str, api_url: str) -> None:
+    with MovierecClient(api_url) as api:
+        expected = api.similar(1, 10).items
+    page.goto(f"{ui_url}/?movie=1")
+    expect(page.locator('[data-testid="mr-selected"]')).to_have_attribute("data-movie-id", "1")
+    expect(page.locator('[data-testid="mr-card"]')).to_have_count(10)
+    settled(page)
+    assert card_ids(page) == [m.movie_id for m in expected]
+    screenshot(page, "similar")
+
+
+def test_three_picked_movies_become_recommendations(page: Page, ui_url: str, api_url: str) -> None:
+    page.goto(f"{ui_url}/start")
+    settled(page)
+    for query, movie_id in (("toy story", 1), ("jumanji", 2), ("heat", 6)):
+        page.locator(".st-key-cold_search input").fill(query)
+        page.locator(f".st-key-add_{movie_id} button").click()
+        expect(page.locator(f".st-key-remove_{movie_id}")).to_be_visible()
+    with MovierecClient(api_url) as api:
+        expected = api.recommend_anonymous(liked=[1, 2, 6]).items
+    expect(page.locator('[data-testid="mr-card"]')).to_have_count(10)
+    settled(page)
+    assert card_ids(page) == [m.movie_id for m in expected]
+    screenshot(page, "start-from-movies")
+
+
+def test_rating_a_movie_changes_history_and_recommendations(
+    page: Page, ui_url: str, api_url: str
+) -> None:
+    user = 7
+    page.goto(f"{ui_url}/rate?rate_user={user}")
+    expect(page.locator('[data-testid="mr-after"]')).to_have_count(10)
+    settled(page)
+    top = card_ids(page, "mr-after")[0]
+    page.locator(f".st-key-rate_{user}_{top} button").nth(4).click()  # five stars
+    with MovierecClient(api_url) as api:
+        expect(page.locator('[data-testid="mr-after"]').first).not_to_have_attribute(
+            "data-movie-id", str(top)
+        )
+        settled(page)
+        profile = api.user(user)
+        now = api.recommend_user(user, 10).items
+    assert profile.recent_ratings[0].movie_id == top
+    assert card_ids(page, "mr-after") == [m.movie_id for m in now]
+    assert card_ids(page, "mr-before")[0] == top  # "before" is kept beside
+    latest = display_title(profile.recent_ratings[0].title)
+    expect(page.get_by_role("link", name=latest).first).to_be_visible()
+    screenshot(page, "rate")
+
+
+@pytest.mark.parametrize("name", ["browse", "models", "monitoring"])
+def test_other_pages_render_without_errors(page: Page, ui_url: str, name: str) -> None:
+    page.goto(f"{ui_url}/{name}")
+    settled(page)
+    expect(page.locator("h1").first).to_be_visible()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    screenshot(page, name)
+
+
+def test_with_the_api_stopped_a_banner_says_so(page: Page, dead_api_url: str) -> None:
+    with ui_server(dead_api_url) as url:
+        page.goto(f"{url}/?user=1")
+        banner = page.get_by_test_id("stAlertContentError")
+        expect(banner).to_contain_text("The movierec API is not answering")
+        expect(banner).to_contain_text(dead_api_url)
+        expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        assert page.locator('[data-testid="stException"]').count() == 0
+        screenshot(page, "api-down")
