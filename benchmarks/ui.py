@@ -153,7 +153,7 @@ def browser_timings(ui_url: str, users: list[int]) -> tuple[list[float], list[fl
 
 def move_filter(page: Page) -> float:
     """Move "How many" from 10 to 15 movies with the keyboard; milliseconds until shown."""
-    page.locator('.st-key-for_you_k [role="slider"]').focus()
+    page.locator('.st-key-for_you_k input[type="range"]').focus()
     started = time.perf_counter()
     page.keyboard.press("ArrowRight")  # one step of 5
     page.wait_for_function(f"document.querySelectorAll('{CARD}').length === 15", timeout=30_000)
