@@ -313,7 +313,7 @@ class MovierecClient:
     def _send(
         self, method: str, path: str, *, admin: bool = False, **kwargs: Any
     ) -> httpx.Response:
-        headers = {"content-type": "application/json"} if "content" in kwargs else {}
+        headers = {"content-type": "application/json"} if kwargs.get("content") else {}
         if admin:
             if not self._api_key:
                 raise AuthError(401, "this call needs the admin API key", method, path)

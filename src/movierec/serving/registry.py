@@ -67,14 +67,15 @@ def latest_leaderboard(settings: Settings) -> Leaderboard:
         if experiment is None:
             return Leaderboard(None, None, [])
         ids = [experiment.experiment_id]
-        [parent, *_] = client.search_runs(
+        newest = client.search_runs(
             ids,
             filter_string=f"tags.`{PIPELINE_STAGE_TAG}` = 'pipeline'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
-        ) or [None]
-        if parent is None:
+        )
+        if not newest:
             return Leaderboard(None, None, [])
+        parent = newest[0]
         children = client.search_runs(
             ids,
             filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent.info.run_id}'",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
@@ -46,7 +47,7 @@ def user_picker(key: str, label: str = "User id") -> int | None:
         bind="query-params",
         persist_state="session",
     )
-    users = call(suggested_users, "Finding users")
+    users = dict(call(suggested_users, "Finding users"))
 
     def picked() -> None:
         choice = st.session_state.get(f"{key}_suggested")
@@ -55,8 +56,8 @@ def user_picker(key: str, label: str = "User id") -> int | None:
 
     st.pills(
         "Suggested users",
-        [u for u, _ in users],
-        format_func=lambda u: f"{u} ({dict(users)[u]} ratings)",
+        list(users),
+        format_func=lambda u: f"{u} ({users[u]} ratings)",
         key=f"{key}_suggested",
         on_change=picked,
     )
@@ -91,6 +92,27 @@ def filters(key: str) -> Filters:
         year_min=None if low == YEARS[0] else low,
         year_max=None if high == YEARS[1] else high,
     )
+
+
+def title_search(key: str, label: str, placeholder: str | None = None) -> str:
+    """A title search that answers as the person types (kept across pages under ``key``)."""
+    query = st.text_input(
+        label, key=key, live="300ms", persist_state="session", placeholder=placeholder
+    )
+    return query or ""
+
+
+def genre_choice(key: str, container: Any = st) -> str | None:
+    """One genre, or None for all of them (kept across pages under ``key``)."""
+    choice: str | None = container.selectbox(
+        "Genre",
+        call(genre_names, "Reading genres"),
+        index=None,
+        key=key,
+        persist_state="session",
+        placeholder="All genres",
+    )
+    return choice
 
 
 def movie_label(movie: Movie) -> str:

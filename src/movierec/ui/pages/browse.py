@@ -12,7 +12,7 @@ from movierec.serving.schemas import MovieDetails, MoviePage
 from movierec.ui.api import call, client
 from movierec.ui.components import movie_cards
 from movierec.ui.links import movie_urls
-from movierec.ui.pickers import YEARS, genre_names
+from movierec.ui.pickers import YEARS, genre_choice, title_search
 
 PAGE_SIZES = (12, 24, 48)
 
@@ -27,17 +27,9 @@ def details(movie_id: int) -> MovieDetails:
 
 with catalogue:
     title_col, genre_col, year_col, size_col = st.columns([3, 2, 3, 1])
-    title = title_col.text_input(
-        "Title contains", key="browse_title", live="300ms", persist_state="session"
-    )
-    genre = genre_col.selectbox(
-        "Genre",
-        call(genre_names, "Reading genres"),
-        index=None,
-        key="browse_genre",
-        persist_state="session",
-        placeholder="All genres",
-    )
+    with title_col:
+        title = title_search("browse_title", "Title contains")
+    genre = genre_choice("browse_genre", genre_col)
     low, high = year_col.slider(
         "Years", *YEARS, value=YEARS, key="browse_years", persist_state="session"
     )
@@ -97,14 +89,7 @@ with catalogue:
 
 with popular:
     genre_col, by_col = st.columns([3, 2])
-    chosen = genre_col.selectbox(
-        "Genre",
-        call(genre_names, "Reading genres"),
-        index=None,
-        key="popular_genre",
-        persist_state="session",
-        placeholder="All genres",
-    )
+    chosen = genre_choice("popular_genre", genre_col)
     by: Literal["count", "rating"] = by_col.radio(
         "Most",
         ["count", "rating"],

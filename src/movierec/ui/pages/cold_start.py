@@ -11,7 +11,7 @@ from movierec.client import NotFoundError
 from movierec.serving.schemas import Movie, NewRating
 from movierec.ui.api import call, client
 from movierec.ui.components import recommendation_cards
-from movierec.ui.pickers import movie_label, search
+from movierec.ui.pickers import movie_label, search, title_search
 
 PICKED = "cold_start_picked"  # the picked movies (a plain session value: kept across pages)
 UNRATED = 5.0  # a pick without stars counts as a top rating, when other picks have stars
@@ -26,13 +26,7 @@ st.caption(
     "without retraining (the model folds your picks in)."
 )
 picked: dict[int, Movie] = st.session_state.setdefault(PICKED, {})
-query = st.text_input(
-    "Search titles",
-    key="cold_search",
-    live="300ms",
-    persist_state="session",
-    placeholder="Start typing, e.g. matrix",
-)
+query = title_search("cold_search", "Search titles", "Start typing, e.g. matrix")
 if query:
     found = [m for m in call(lambda: search(query), "Searching") if m.movie_id not in picked]
     if not found:

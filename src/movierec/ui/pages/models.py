@@ -7,15 +7,31 @@ import re
 import pandas as pd
 import streamlit as st
 
-from movierec.client import APIError
+from movierec.client import APIError, ClientError
 from movierec.serving.schemas import JobResponse
 from movierec.ui.api import ADMIN_KEY, admin_client, call, client
 
 JOB = "models_job"  # the job this session started and follows
+JOB_OVER = "models_job_over"  # whether that job has ended (then nothing polls any more)
+ERROR = "models_error"  # the API's answer to this session's last admin action, if it failed
 AT_K = re.compile(r"^(?P<metric>[a-z_]+)@(?P<k>\d+)$")
 SHOWN_METRICS = ("ndcg@10", "precision@10", "recall@10", "map@10", "coverage@10", "rmse")
 # The families with a search space (movierec.training.tuning.SEARCH_SPACES); the API says so too.
 TUNABLE = ("als", "bpr", "ease", "rp3beta", "item_knn", "svd", "svdpp", "knn_baseline", "baseline")
+
+ORIGINS = {"registry": "the registry", "local": "a saved model folder"}
+JOB_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/autorenew:",
+    "succeeded": ":material/check_circle:",
+    "failed": ":material/cancel:",
+}
+
+
+def _message(exc: ClientError) -> str:
+    """The API's own message for an answer, the whole explanation for no answer."""
+    return exc.detail if isinstance(exc, APIError) else str(exc)
+
 
 st.title("Models")
 current = call(lambda: client().current_model(), "Reading the served model")
@@ -25,12 +41,13 @@ board = call(lambda: client().leaderboard(), "Reading the leaderboard")
 version = f"v{current.version}" if current.version is not None else "(local, not registered)"
 st.subheader(f"Serving `{current.name}` {version}")
 cols = st.columns(4)
-cols[0].metric("NDCG@10", f"{current.metrics.get('ndcg@10', float('nan')):.4f}")
+ndcg = current.metrics.get("ndcg@10")
+cols[0].metric("NDCG@10", "not measured" if ndcg is None else f"{ndcg:.4f}")
 cols[1].metric("Users", f"{current.n_users:,}")
 cols[2].metric("Movies", f"{current.n_items:,}")
 cols[3].metric("Loaded in", f"{current.load_seconds:.2f} s")
 st.caption(
-    f"Loaded {current.loaded_at:%Y-%m-%d %H:%M:%S} UTC from the {current.source}; "
+    f"Loaded {current.loaded_at:%Y-%m-%d %H:%M:%S} UTC from {ORIGINS[current.source]}; "
     f"data snapshot `{(current.snapshot_hash or 'unknown')[:12]}`."
 )
 
@@ -107,20 +124,21 @@ with jobs_tab:
                         st.session_state["tune_model"], st.session_state["tune_trials"]
                     ),
                 }[action]()
-            except APIError as exc:
-                st.session_state["models_error"] = exc.detail
+            except ClientError as exc:
+                st.session_state[ERROR] = _message(exc)
                 return
         st.session_state[JOB] = job.job_id
-        st.session_state.pop("models_error", None)
+        st.session_state[JOB_OVER] = False
+        st.session_state.pop(ERROR, None)
 
     def reloaded() -> None:
         with admin_client() as admin:
             try:
                 answer = admin.reload()
-            except APIError as exc:
-                st.session_state["models_error"] = exc.detail
+            except ClientError as exc:
+                st.session_state[ERROR] = _message(exc)
                 return
-        st.session_state.pop("models_error", None)
+        st.session_state.pop(ERROR, None)
         now = answer.current
         st.toast(f"Serving {now.name} v{now.version}" + ("" if answer.changed else " (unchanged)"))
 
@@ -133,10 +151,14 @@ with jobs_tab:
         st.number_input("Trials", 1, 500, 10, key="tune_trials", persist_state="session")
         st.button("Start tuning", on_click=started, args=("tune",), key="start_tuning")
     reload_col.button("Reload the champion", on_click=reloaded, key="reload")
-    if "models_error" in st.session_state:
-        st.error(st.session_state["models_error"], icon=":material/lock:")
+    if ERROR in st.session_state:
+        st.error(st.session_state[ERROR], icon=":material/lock:")
 
-    @st.fragment(run_every="2s")
+    following = st.session_state.get(JOB) is not None and not st.session_state.get(JOB_OVER)
+
+    # Polls only while a job of this session runs; its end reruns the whole page, so the
+    # registry and leaderboard a training job changed are read again.
+    @st.fragment(run_every="2s" if following else None)
     def follow_job() -> None:
         job_id = st.session_state.get(JOB)
         if job_id is None:
@@ -144,13 +166,17 @@ with jobs_tab:
         with admin_client() as admin:
             try:
                 job = admin.job(job_id)
-            except APIError as exc:
-                st.error(exc.detail)
+            except ClientError as exc:
+                st.error(_message(exc))
+                st.session_state[JOB_OVER] = True
                 return
         show_job(job)
+        if following and job.status in {"succeeded", "failed"}:
+            st.session_state[JOB_OVER] = True
+            st.rerun()
 
     def show_job(job: JobResponse) -> None:
-        icon = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "❌"}[job.status]
+        icon = JOB_ICONS[job.status]
         st.markdown(f"{icon} **{job.kind} job `{job.job_id}`: {job.status}**")
         if job.exit_code is not None:
             st.caption(f"exit code {job.exit_code}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from movierec.client import ClientError
 from movierec.serving.schemas import Recommendation, RecommendationResponse
 from movierec.ui.api import call, client, user_profile
 from movierec.ui.components import movie_cards, rating_list, strategy_badge
-from movierec.ui.pickers import movie_label, search, user_picker
+from movierec.ui.pickers import movie_label, search, title_search, user_picker
 
 BEFORE = "rate_before"  # user id -> the answer before this session's ratings
 K = 10
@@ -31,10 +32,18 @@ if user not in before:
 
 
 def rate(movie_id: int) -> None:
-    stars = st.session_state.get(f"rate_{user}_{movie_id}")
-    if stars is not None:
-        call(lambda: client().rate(user, movie_id, stars + 1.0), "Saving the rating")
-        st.toast(f"Saved: {stars + 1} ★ for movie {movie_id}", icon=":material/check_circle:")
+    key = f"rate_{user}_{movie_id}"
+    stars = st.session_state.get(key)
+    if stars is None:
+        return
+    try:
+        client().rate(user, movie_id, stars + 1.0)
+    except ClientError as exc:
+        # Not saved: the stars go back to empty rather than show a rating the store lacks.
+        st.session_state[key] = None
+        st.toast(f"Not saved: {exc}", icon=":material/error:")
+        return
+    st.toast(f"Saved: {stars + 1} ★ for movie {movie_id}", icon=":material/check_circle:")
 
 
 def rating_row(movie_id: int, label: str) -> None:
@@ -51,9 +60,7 @@ with rate_col:
     # The suggestions of "before": rows that stay put while the answer changes under them.
     for item in before[user].items[:5]:
         rating_row(item.movie_id, f"**{movie_label(item)}**")
-    query = st.text_input(
-        "Search a movie to rate", key="rate_search", live="300ms", persist_state="session"
-    )
+    query = title_search("rate_search", "Search a movie to rate")
     if query:
         for movie in call(lambda: search(query, 6), "Searching"):
             rating_row(movie.movie_id, movie_label(movie))

@@ -9,17 +9,11 @@ from movierec.serving.schemas import MovieDetails, SimilarResponse
 from movierec.ui.api import call, client
 from movierec.ui.components import model_label, movie_cards
 from movierec.ui.links import movie_links
-from movierec.ui.pickers import movie_label, search
+from movierec.ui.pickers import movie_label, search, title_search
 
 st.title("Similar movies")
 st.caption("Movies the served model ties closest to one you choose.")
-query = st.text_input(
-    "Search a movie",
-    key="similar_search",
-    live="300ms",
-    persist_state="session",
-    placeholder="Start typing a title, e.g. toy story",
-)
+query = title_search("similar_search", "Search a movie", "Start typing, e.g. toy story")
 if query:
     found = call(lambda: search(query), "Searching")
     if not found:
