@@ -3,6 +3,8 @@ admin key sent only where it is needed."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -93,6 +95,21 @@ def test_an_api_that_does_not_answer_is_one_clear_error() -> None:
         api.health()
     assert down.value.url == address
     assert address in str(down.value)
+
+
+def test_a_slow_api_is_a_timeout_not_a_hang() -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with (
+            MovierecClient(address, timeout=0.5) as api,
+            pytest.raises(APIUnavailableError) as slow,
+        ):
+            api.recommend_user(1)
+    assert "no answer in time" in str(slow.value)
+    assert time.monotonic() - started < 5
 
 
 def test_the_address_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

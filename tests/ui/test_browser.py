@@ -145,6 +145,14 @@ def test_other_pages_render_without_errors(page: Page, ui_url: str, name: str) -
     screenshot(page, name)
 
 
+def test_the_api_docs_render_without_internet(page: Page, api_url: str) -> None:
+    page.goto(f"{api_url}/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    expect(page.get_by_text("/users/{user_id}/recommendations").first).to_be_visible()
+    page.goto(f"{api_url}/redoc")
+    expect(page.get_by_text("Recommendations").first).to_be_visible()
+
+
 def test_with_the_api_stopped_a_banner_says_so(page: Page, dead_api_url: str) -> None:
     with ui_server(dead_api_url) as url:
         page.goto(f"{url}/?user=1")

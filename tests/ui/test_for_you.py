@@ -61,3 +61,15 @@ def test_api_down_shows_a_banner_with_the_address(
     assert "not answering" in banner.value
     assert dead_api_url in banner.value
     assert app.button(key="retry_api")
+
+
+def test_what_was_typed_survives_a_trip_to_another_page(ui: AppTest) -> None:
+    on_page(ui, "for_you", user="1")
+    ui.multiselect(key="for_you_genres").set_value(["Comedy"]).run()
+    ui.slider(key="for_you_k").set_value(15).run()
+    ui.switch_page("pages/browse.py").run()
+    ui.switch_page("pages/for_you.py").run()
+    assert not ui.exception
+    assert ui.multiselect(key="for_you_genres").value == ["Comedy"]
+    assert ui.slider(key="for_you_k").value == 15
+    assert len(card_ids(ui)) == 15

@@ -42,3 +42,11 @@ def test_a_job_is_started_and_followed_to_its_end(ui: AppTest) -> None:
         time.sleep(2)
         ui.run()
     assert "succeeded" in texts(ui), texts(ui)
+
+
+def test_reload_tells_what_is_served(ui: AppTest) -> None:
+    on_page(ui, "models")
+    ui.text_input(key="admin_key").input(API_KEY).run()
+    ui.button(key="reload").click().run()
+    assert not ui.exception
+    assert [t.value for t in ui.toast] == ["Serving als v1 (unchanged)"]
