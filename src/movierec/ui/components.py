@@ -114,7 +114,8 @@ def _card(  # noqa: PLR0917 (one card's every part, in display order)
     test_id: str,
     ranked: bool,
 ) -> str:
-    poster = poster_src(movie.movie_id, movie.title, movie.year, tuple(movie.genres))
+    named = display_title(movie.title)
+    poster = poster_src(movie.movie_id, named, movie.year, tuple(movie.genres))
     chips = "".join(
         f'<span class="mr-chip{" shared" if g in shared else ""}">{escape(g)}</span>'
         for g in movie.genres
@@ -129,7 +130,7 @@ def _card(  # noqa: PLR0917 (one card's every part, in display order)
         )
     why = f'<div class="mr-reason">{escape(reason)}</div>' if reason else ""
     position = f'<div class="mr-rank">#{rank + 1}</div>' if ranked else ""
-    title = escape(display_title(movie.title))
+    title = escape(named)
     return (
         f'<div class="mr-card" data-testid="{test_id}" data-movie-id="{movie.movie_id}">'
         f'<img src="{poster}" alt="{title}">'

@@ -62,7 +62,7 @@ with catalogue:
         "Searching",
     )
     st.caption(f"{found.total} movies match; showing {len(found.items)} from #{found.offset + 1}.")
-    movie_cards(found.items)
+    movie_cards(found.items, ranked=False)  # a catalogue page, not a ranking
     if found.items:
         rows = call(lambda: [details(m.movie_id) for m in found.items], "Reading links")
         table = pd.DataFrame(

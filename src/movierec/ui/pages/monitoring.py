@@ -33,7 +33,11 @@ def live() -> None:
     cols[0].metric("Requests", f"{total:,.0f}")
     cols[1].metric("Server errors (5xx)", f"{errors:,.0f}")
     rate = samples[-1].rate_since(samples[-2]) if len(samples) > 1 else None
-    cols[2].metric("Requests/s", "…" if rate is None else f"{rate:,.1f}")
+    cols[2].metric(
+        "Requests/s",
+        "next reading" if rate is None else f"{rate:,.1f}",
+        help="Between the last two readings, 5 s apart.",
+    )
     cols[3].metric("Ratings stored", f"{scrape.ratings_ingested():,.0f}")
     if len(samples) > 1:
         st.markdown("**Request rate** (per second, between samples)")

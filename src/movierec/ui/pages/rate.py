@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from movierec.client import ClientError
-from movierec.serving.schemas import Recommendation, RecommendationResponse
+from movierec.serving.schemas import Movie, Recommendation, RecommendationResponse
 from movierec.ui.api import call, client, user_profile
 from movierec.ui.components import movie_cards, rating_list, strategy_badge
 from movierec.ui.pickers import movie_label, search, title_search, user_picker
@@ -31,7 +31,7 @@ if user not in before:
     before[user] = now
 
 
-def rate(movie_id: int) -> None:
+def rate(movie_id: int, label: str) -> None:
     key = f"rate_{user}_{movie_id}"
     stars = st.session_state.get(key)
     if stars is None:
@@ -43,14 +43,20 @@ def rate(movie_id: int) -> None:
         st.session_state[key] = None
         st.toast(f"Not saved: {exc}", icon=":material/error:")
         return
-    st.toast(f"Saved: {stars + 1} ★ for movie {movie_id}", icon=":material/check_circle:")
+    st.toast(f"Saved: {stars + 1} ★ for {label}", icon=":material/check_circle:")
 
 
-def rating_row(movie_id: int, label: str) -> None:
+def rating_row(movie: Movie) -> None:
     name, stars = st.columns([3, 2], vertical_alignment="center")
-    name.markdown(label)
+    label = movie_label(movie)
+    name.markdown(f"**{label}**")
     with stars:
-        st.feedback("stars", key=f"rate_{user}_{movie_id}", on_change=rate, args=(movie_id,))
+        st.feedback(
+            "stars",
+            key=f"rate_{user}_{movie.movie_id}",
+            on_change=rate,
+            args=(movie.movie_id, label),
+        )
 
 
 rate_col, history_col = st.columns([3, 2], gap="large")
@@ -59,11 +65,11 @@ with rate_col:
     st.caption("Rate what the model suggested first, or search any movie.")
     # The suggestions of "before": rows that stay put while the answer changes under them.
     for item in before[user].items[:5]:
-        rating_row(item.movie_id, f"**{movie_label(item)}**")
+        rating_row(item)
     query = title_search("rate_search", "Search a movie to rate")
     if query:
         for movie in call(lambda: search(query, 6), "Searching"):
-            rating_row(movie.movie_id, movie_label(movie))
+            rating_row(movie)
 with history_col:
     st.subheader("Latest ratings")
     details = call(lambda: user_profile(user), "Reading the user's ratings")
