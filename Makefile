@@ -33,6 +33,14 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver
 
+# The Prometheus rule and config checks (tests/deploy) run Debian's promtool, and the
+# monitoring integration test its prometheus server: the same package gives both.
+PROMTOOL := /usr/bin/promtool
+
+$(PROMTOOL):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus
+
 MOVIEREC := MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} $(BIN)/movierec
 
 ## run: create the environment, get the data, train and register a champion, serve the API and
@@ -46,7 +54,7 @@ run: $(STAMP)
 		--ui-port $${MOVIEREC_UI_PORT:-8501}
 
 ## test: create the environment (with dev extras) and run lint, types and the whole test suite
-test: $(STAMP) $(AIRFLOW_STAMP) $(CHROMIUM)
+test: $(STAMP) $(AIRFLOW_STAMP) $(CHROMIUM) $(PROMTOOL)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
