@@ -45,6 +45,17 @@ class Settings(BaseSettings):
             metrics and logs, through the globally configured providers). Off by default:
             ``/metrics`` exports Prometheus metrics either way, and checking for providers on
             every request costs a measurable share of a recommendation.
+        impressions_sample_rate: The share of users whose impressions (lists served) are
+            logged for online feedback (chosen by a hash of the user id).
+        impressions_retention_days: How long impressions are kept.
+        impressions_max_rows: The most impressions (lists) kept; the oldest go first.
+        online_horizon_days: How long after a showing a rating of a shown movie counts as
+            online feedback on it.
+        positive_rating: The rating from which online feedback counts as positive.
+        drift_share: The share of drift features that must drift for the data drift verdict
+            (Evidently's default, 0.5); it decides ``movierec schedule --on-drift``.
+        drift_interval: Seconds between two drift computations the API's ``/metrics`` reports
+            (the latest result is served in between; a model load recomputes at once).
     """
 
     model_config = SettingsConfigDict(
@@ -71,6 +82,13 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
     opentelemetry: bool = False
+    impressions_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    impressions_retention_days: float = Field(default=30.0, gt=0.0)
+    impressions_max_rows: int = Field(default=5_000_000, ge=1)
+    online_horizon_days: float = Field(default=7.0, gt=0.0)
+    positive_rating: float = 4.0
+    drift_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    drift_interval: float = Field(default=900.0, ge=1.0)
 
     @field_validator("data_dir", "datasets_dir", mode="after")
     @classmethod

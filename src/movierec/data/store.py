@@ -113,6 +113,22 @@ dataset_meta_table = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+# Lists of recommendations served to known users (movierec.monitoring.online): a row a list,
+# its movies comma-separated in rank order, so logging one costs one row, not ten.
+impressions_table = sa.Table(
+    "impressions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),  # "none" for a model outside the registry
+    sa.Column("strategy", sa.Text, nullable=False),
+    sa.Column("shown_at", sa.BigInteger, nullable=False),
+    sa.Column("movie_ids", sa.Text, nullable=False),
+    sa.Index("impressions_shown_at", "shown_at"),
+)  # fmt: skip
+
 # dataset_meta keys. "since_log_id": the ingestion that first loaded the current dataset; only
 # checksums ingested from then on count as "already loaded".
 _META_DATASET = "dataset"
@@ -438,10 +454,11 @@ class RatingsStore:
         return result(counts, None)
 
     def _clear(self, conn: sa.Connection) -> None:
+        # Impressions name movies and users of the data set being replaced: they go too.
         if self.dialect == "postgresql":
-            conn.exec_driver_sql("TRUNCATE ratings, movies, users")
+            conn.exec_driver_sql("TRUNCATE ratings, movies, users, impressions")
         else:
-            for table in (ratings_table, movies_table, users_table):
+            for table in (ratings_table, movies_table, users_table, impressions_table):
                 conn.execute(table.delete())
 
     def _write_meta(self, conn: sa.Connection, meta: dict[str, str]) -> None:

@@ -33,6 +33,8 @@ from movierec.config import Settings
 from movierec.errors import ConfigError, MovierecError, StoreError
 from movierec.locks import exclusive_lock
 from movierec.models.base import ModelError
+from movierec.monitoring.exporter import OnlineCollector, ServedCollector
+from movierec.monitoring.recorder import ServingMonitor
 from movierec.serving.docs import add_offline_docs
 from movierec.serving.fastpath import FastPathMiddleware
 from movierec.serving.feed import SharedFeed
@@ -50,6 +52,7 @@ from movierec.serving.observability import Metrics, MetricsMiddleware
 from movierec.serving.routes import (
     admin,
     health,
+    monitoring,
     movies,
     ratings,
     recommend,
@@ -95,13 +98,18 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
         # on the benchmark's model), a pause that lands on the p99.
         gc.freeze()
         app.state.service = service
+        app.state.monitor = monitor = _start_monitor(settings, metrics)
         app.state.jobs = JobRunner(
-            _job_environment(settings), settings.jobs_dir, _after_job(service)
+            _job_environment(settings),
+            settings.jobs_dir,
+            on_finish=_after_job(service),
+            on_done=_count_job(metrics),
         )
         try:
             yield
         finally:
             app.state.jobs.stop()
+            monitor.close()
             service.close()
             metrics.close()
 
@@ -118,7 +126,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.job_commands = job_commands
-    for module in (health, movies, users, recommend, ratings, training, admin, stats):
+    for module in (health, movies, users, recommend, ratings, training, admin, stats, monitoring):
         app.include_router(module.router)
     add_offline_docs(app)
     _add_error_handlers(app)
@@ -169,9 +177,7 @@ def one_start_at_a_time() -> Iterator[None]:
 
 def _start_service(settings: Settings, metrics: Metrics) -> RecommenderService:
     def loaded(info: ModelInfo) -> None:
-        metrics.model_loaded(
-            info.name, info.version, info.source, info.load_seconds, info.loaded_at.timestamp()
-        )
+        metrics.model_loaded(info)
         logger.info(
             "serving %s v%s (%s), loaded in %.2f s",
             info.name,
@@ -194,6 +200,15 @@ def _start_service(settings: Settings, metrics: Metrics) -> RecommenderService:
     return service
 
 
+def _start_monitor(settings: Settings, metrics: Metrics) -> ServingMonitor:
+    """The served-quality and impression monitor, in the workers' shared folder if any."""
+    shared = os.environ.get(MULTIPROCESS_DIR)
+    monitor = ServingMonitor(settings, Path(shared) / "monitoring" if shared else None)
+    metrics.add_scrape_collector(ServedCollector(monitor))
+    metrics.add_scrape_collector(OnlineCollector(monitor, settings))
+    return monitor
+
+
 def _job_environment(settings: Settings) -> dict[str, str]:
     # A job's metrics (if it made any) are no part of the server's: keep them out of its files.
     env = settings_environment(settings)
@@ -214,6 +229,15 @@ def _after_job(service: RecommenderService) -> Callable[[Job], str | None]:
         return f"now serving {current.name} v{current.version} ({current.source})"
 
     return reload_after_training
+
+
+def _count_job(metrics: Metrics) -> Callable[[Job], None]:
+    def count(job: Job) -> None:
+        started, finished = job.started_at, job.finished_at
+        seconds = (finished - started).total_seconds() if started and finished else None
+        metrics.job_finished(job.kind, job.status, seconds)
+
+    return count
 
 
 # ---------------------------------------------------------------- errors

@@ -1,5 +1,5 @@
 """Dependencies the routes declare with ``Annotated``: the app's service, settings, metrics,
-jobs; ``k`` checked against the server's limit; the admin key check.
+monitor, jobs; ``k`` checked against the server's limit; the admin key check.
 
 They are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool, a hop the fast
 recommendation path should not pay.
@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Query, Request, status
 
 from movierec.config import Settings
+from movierec.monitoring.recorder import ServingMonitor
 from movierec.serving.jobs import JobCommands, JobRunner
 from movierec.serving.observability import Metrics
 from movierec.serving.schemas import MAX_K_CEILING, ErrorResponse
@@ -34,6 +35,11 @@ async def _metrics(request: Request) -> Metrics:
     return metrics
 
 
+async def _monitor(request: Request) -> ServingMonitor:
+    monitor: ServingMonitor = request.app.state.monitor
+    return monitor
+
+
 async def _jobs(request: Request) -> JobRunner:
     jobs: JobRunner = request.app.state.jobs
     return jobs
@@ -47,6 +53,7 @@ async def _job_commands(request: Request) -> JobCommands:
 ServiceDep = Annotated[RecommenderService, Depends(_service)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+MonitorDep = Annotated[ServingMonitor, Depends(_monitor)]
 JobsDep = Annotated[JobRunner, Depends(_jobs)]
 JobCommandsDep = Annotated[JobCommands, Depends(_job_commands)]
 

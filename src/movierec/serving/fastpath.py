@@ -135,6 +135,7 @@ async def _user(state: Any, user_id: str, query: Mapping[str, list[str]], _: byt
         k=_k(state, query),
         service=state.service,
         metrics=state.metrics,
+        monitor=state.monitor,
         genres=genres,
         year_min=_optional_number(query, "year_min", 0, MAX_YEAR),
         year_max=_optional_number(query, "year_max", 0, MAX_YEAR),
@@ -156,7 +157,9 @@ async def _anonymous(state: Any, _: str, query: Mapping[str, list[str]], body: b
     # Python objects, which FastAPI does. A body either way refuses falls back to the route,
     # whose error is FastAPI's; both accept the same clean bodies (tests/serving/test_fastpath).
     request = AnonymousRequest.model_validate_json(body)
-    return await recommend_anonymous(request, state.service, state.settings, state.metrics)
+    return await recommend_anonymous(
+        request, state.service, state.settings, state.metrics, state.monitor
+    )
 
 
 # ---------------------------------------------------------------- parameters

@@ -101,6 +101,7 @@ class JobRunner:
         folder: Where jobs are kept (shared by the workers of a server, kept across restarts).
         on_finish: Called (in the job's thread) after a command succeeds, before the job
             counts as finished; the line it returns joins the log, an exception fails the job.
+        on_done: Called (in the job's thread) with the job once it has finished, either way.
     """
 
     def __init__(
@@ -108,10 +109,12 @@ class JobRunner:
         env: dict[str, str],
         folder: Path,
         on_finish: Callable[[Job], str | None] | None = None,
+        on_done: Callable[[Job], None] | None = None,
     ) -> None:
         self._env = env
         self._folder = folder
         self._on_finish = on_finish
+        self._on_done = on_done
         self._process: subprocess.Popen[str] | None = None
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -187,6 +190,8 @@ class JobRunner:
                 log_tail=list(log),
             )
             self._write(finished)
+        if self._on_done is not None:
+            self._on_done(finished)
         logger.info("job %s (%s) %s with exit code %s", job.job_id, job.kind, status, exit_code)
 
     def _execute(self, job: Job, log: deque[str]) -> int:

@@ -53,6 +53,7 @@ class ModelInfo:
     run_id: str | None
     metrics: dict[str, float] = field(default_factory=dict)
     snapshot_hash: str | None = None
+    trained_at: datetime | None = None
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     load_seconds: float = 0.0
     n_users: int = 0
@@ -125,6 +126,7 @@ def _load_local(settings: Settings) -> LoadedModel:
             run_id=None,
             metrics=metric_names(report.get("metrics", {})),
             snapshot_hash=_snapshot(report.get("data", {}).get("snapshot_hash")),
+            trained_at=datetime.fromtimestamp((folder / "config.json").stat().st_mtime, UTC),
         ),
     )
 
@@ -172,6 +174,8 @@ def _load_champion(settings: Settings) -> LoadedModel | None:
             run_id=version.run_id,
             metrics=metrics,
             snapshot_hash=_snapshot(tags.get(SNAPSHOT_TAG)),
+            # When the version was registered: a champion's age is the alert's question.
+            trained_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC),
         ),
     )
 

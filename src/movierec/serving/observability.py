@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -24,16 +25,30 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from movierec.serving.loading import ModelInfo
 from movierec.serving.workers import MULTIPROCESS_DIR
 
 logger = logging.getLogger("movierec.serving")
 
+# Training on ml-latest-small takes seconds, on 20M ratings tens of minutes.
+JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 # Sub-millisecond to seconds: the recommendation target is p99 < 20 ms.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5,
                    1.0, 2.5, 5.0)  # fmt: skip
 UNMATCHED = "unmatched"  # raw paths of unknown routes would make a label per probe
+
+
+class ScrapeCollector(Protocol):
+    """Figures computed when ``/metrics`` is read (served quality, online feedback, drift).
+
+    They come from state every worker shares (files, the store), so the worker that answers
+    the scrape reports them for the whole server, in multiprocess mode too.
+    """
+
+    def collect(self) -> Iterable[Metric]: ...
 
 
 class Metrics:
@@ -81,6 +96,27 @@ class Metrics:
         self.jobs = Counter(
             "movierec_jobs", "Background jobs started or finished.", ["kind", "status"], registry=r
         )
+        self.job_duration = Histogram(
+            "movierec_job_duration_seconds",
+            "How long finished background jobs ran.",
+            ["kind", "status"],
+            buckets=JOB_BUCKETS,
+            registry=r,
+        )
+        self.model_trained_at = Gauge(
+            "movierec_model_trained_timestamp_seconds",
+            "When the served model was registered (or saved, for a local model).",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.offline_metric = Gauge(
+            "movierec_model_offline_metric",
+            "The served model's offline evaluation metrics, from its training run.",
+            ["metric"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self._scrape_collectors: list[ScrapeCollector] = []
         self._model_labels: tuple[str, str, str] | None = None
         # Labelled children by their labels: ``labels()`` takes a lock and checks its
         # arguments on every call, a measurable share of a recommendation's time.
@@ -106,9 +142,9 @@ class Metrics:
             child = self._strategy_children[strategy] = self.recommendations.labels(strategy)
         child.inc()
 
-    def model_loaded(self, name: str, version: int | None, source: str, seconds: float,
-                     loaded_at: float) -> None:  # fmt: skip
-        labels = (name, "none" if version is None else str(version), source)
+    def model_loaded(self, info: ModelInfo) -> None:
+        """Describe the model just loaded: its identity, load time, age and offline metrics."""
+        labels = (info.name, "none" if info.version is None else str(info.version), info.source)
         previous, self._model_labels = self._model_labels, labels
         if previous is not None and previous != labels:
             if self.multiprocess:
@@ -117,16 +153,40 @@ class Metrics:
             else:
                 self.model_info.remove(*previous)
         self.model_info.labels(*labels).set(1)
-        self.model_load_seconds.set(seconds)
-        self.model_loaded_at.set(loaded_at)
+        self.model_load_seconds.set(info.load_seconds)
+        self.model_loaded_at.set(info.loaded_at.timestamp())
+        if info.trained_at is not None:
+            self.model_trained_at.set(info.trained_at.timestamp())
+        if not self.multiprocess:  # the previous model's metrics must not linger
+            self.offline_metric.clear()
+        for metric, value in info.metrics.items():
+            self.offline_metric.labels(metric).set(value)
+
+    def job_finished(self, kind: str, status: str, seconds: float | None) -> None:
+        """Count a finished job and how long it ran."""
+        self.jobs.labels(kind, status).inc()
+        if seconds is not None:
+            self.job_duration.labels(kind, status).observe(seconds)
+
+    def add_scrape_collector(self, collector: ScrapeCollector) -> None:
+        """Report ``collector``'s figures in every ``/metrics`` answer."""
+        self._scrape_collectors.append(collector)
 
     def exposition(self) -> bytes:
-        """The text ``/metrics`` answers: this app's metrics, or every worker's added up."""
-        if not self.multiprocess:
-            return generate_latest(self.registry)
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
+        """The text ``/metrics`` answers: this app's metrics, or every worker's added up, and
+        the figures of the scrape collectors."""
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry = self.registry
+        text = generate_latest(registry)
+        if not self._scrape_collectors:
+            return text
+        scraped = CollectorRegistry(auto_describe=False)
+        for collector in self._scrape_collectors:
+            scraped.register(collector)
+        return text + generate_latest(scraped)
 
     def close(self) -> None:
         """Drop this process's per-worker gauges from the shared files (a worker stopping)."""

@@ -339,3 +339,91 @@ class StatsResponse(Response):
     rating_scale: list[float] | None = Field(description="[lowest, highest] rating.")
     first_rating_at: int | None
     last_rating_at: int | None
+
+
+# ---------------------------------------------------------------- monitoring: served, online
+
+ServedWindow = Literal["1h", "1d", "start"]
+
+
+class ServedWindowFigures(Response):
+    """The quality of the lists one model version served in one window (None: no lists)."""
+
+    lists: int
+    items: int
+    empty_lists: int
+    short_lists: int = Field(description="Lists shorter than the k asked for.")
+    distinct_movies: int
+    coverage: float = Field(description="Distinct movies served / movies the model can rank.")
+    novelty_bits: float | None = Field(description="Mean self-information of the movies.")
+    popularity_percentile: float | None = Field(description="Mean popularity percentile (1: top).")
+    diversity: float | None = Field(description="Mean intra-list diversity of genres.")
+    personalization: float | None = Field(
+        description="1 - mean cosine similarity between different users' lists (sampled)."
+    )
+    personalization_sample: int
+    strategy_counts: dict[str, int]
+
+
+class ServedVersionFigures(Response):
+    model: str
+    version: str
+    catalogue_size: int
+    windows: dict[ServedWindow, ServedWindowFigures]
+
+
+class ServedStatsResponse(Response):
+    """Served quality per model version over the last hour, the last day and since the start."""
+
+    generated_at: datetime
+    versions: list[ServedVersionFigures]
+
+
+class ServedPoint(Response):
+    at: datetime
+    lists: int
+    novelty_bits: float | None
+    popularity_percentile: float | None
+    diversity: float | None
+    strategy_counts: dict[str, int]
+
+
+class ServedSeries(Response):
+    model: str
+    version: str
+    points: list[ServedPoint]
+
+
+class ServedHistoryResponse(Response):
+    """Served quality per interval, oldest first (intervals without lists included)."""
+
+    step_minutes: int
+    series: list[ServedSeries]
+
+
+class RateFigure(Response):
+    value: float | None
+    low: float | None = Field(description="95% Wilson interval, lower end.")
+    high: float | None
+
+
+class OnlineVersionFigures(Response):
+    model: str
+    version: str
+    lists: int
+    users: int
+    impressions: int = Field(description="Distinct (user, movie) pairs shown.")
+    rated: int = Field(description="Pairs the user rated within the horizon.")
+    positive: int
+    pending: int = Field(description="Pairs shown less than the horizon ago (may be rated yet).")
+    hit_rate: RateFigure
+    positive_rate: RateFigure
+
+
+class OnlineResponse(Response):
+    """Online feedback on the lists shown since ``since``, per model version."""
+
+    since: datetime
+    horizon_days: float
+    positive_rating: float
+    versions: list[OnlineVersionFigures]

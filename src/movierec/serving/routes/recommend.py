@@ -6,7 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from movierec.serving.deps import KQuery, MetricsDep, ServiceDep, SettingsDep, checked_k, errors
+from movierec.serving.deps import (
+    KQuery,
+    MetricsDep,
+    MonitorDep,
+    ServiceDep,
+    SettingsDep,
+    checked_k,
+    errors,
+)
 from movierec.serving.routes.common import JSONBytes, recommendations
 from movierec.serving.schemas import (
     AnonymousRequest,
@@ -28,9 +36,13 @@ def _filter(filters: Filters | None) -> Filter:
     return Filter(filters.genres, filters.year_min, filters.year_max)
 
 
-def _counted(metrics: MetricsDep, answer: Answer) -> Answer:
+def _served(
+    metrics: MetricsDep, monitor: MonitorDep, answer: Answer, user_id: int | None, k: int
+) -> JSONBytes:
+    """The answer's response, counted in the metrics and handed to the serving monitor."""
     metrics.recommendation_served(answer.strategy)
-    return answer
+    monitor.record(answer, user_id, k)
+    return recommendations(user_id, answer)
 
 
 @router.get(
@@ -44,6 +56,7 @@ async def user_recommendations(
     k: KQuery,
     service: ServiceDep,
     metrics: MetricsDep,
+    monitor: MonitorDep,
     genres: Annotated[
         list[Annotated[str, Query(max_length=100)]] | None,
         Query(max_length=100, description="Allowed genres (repeat, or comma-separate)."),
@@ -61,19 +74,23 @@ async def user_recommendations(
     wanted = [g.strip() for text in genres or [] for g in text.split(",") if g.strip()]
     filters = Filter(wanted or None, year_min, year_max)
     answer = service.recommend_user(user_id, k, filters, exclude_seen=exclude_seen)
-    return recommendations(user_id, _counted(metrics, answer))
+    return _served(metrics, monitor, answer, user_id, k)
 
 
 @router.post("/recommend", response_model=RecommendationResponse, responses=errors(413, 422, 503))
 async def recommend(
-    body: RecommendRequest, service: ServiceDep, settings: SettingsDep, metrics: MetricsDep
+    body: RecommendRequest,
+    service: ServiceDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    monitor: MonitorDep,
 ) -> JSONBytes:
     """Top-k movies for ``user_id`` (the same answer as the GET route)."""
     k = checked_k(body.k, settings)
     answer = service.recommend_user(
         body.user_id, k, _filter(body.filters), exclude_seen=body.exclude_seen
     )
-    return recommendations(body.user_id, _counted(metrics, answer))
+    return _served(metrics, monitor, answer, body.user_id, k)
 
 
 @router.post(
@@ -82,7 +99,11 @@ async def recommend(
     responses=errors(404, 413, 422, 503),
 )
 async def recommend_anonymous(
-    body: AnonymousRequest, service: ServiceDep, settings: SettingsDep, metrics: MetricsDep
+    body: AnonymousRequest,
+    service: ServiceDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    monitor: MonitorDep,
 ) -> JSONBytes:
     """Top-k movies for a visitor without an account, from their ratings or liked movies
     (folded into the model, no retraining). Movies the model does not know are listed in
@@ -99,4 +120,4 @@ async def recommend_anonymous(
             f"a history holds at most {settings.max_batch} movies, got {len(movie_ids)}",
         )
     answer = service.recommend_history(movie_ids, ratings, k, _filter(body.filters))
-    return recommendations(None, _counted(metrics, answer))
+    return _served(metrics, monitor, answer, None, k)

@@ -1,0 +1,236 @@
+"""Impressions and the online feedback they get.
+
+Every list served to a known user is an *impression*: which movies, to whom, by which model
+version and strategy, when (a row a list in the store's ``impressions`` table, written in
+batches by the monitor's thread, never on the request path). When the user later rates a movie
+they were shown, that is online feedback. Per model version:
+
+* impressions: distinct (user, movie) pairs shown (a list served again counts its pairs once);
+* hit rate: the share of those pairs the user rated between its first showing and ``horizon``
+  days after its last one;
+* positive rate: the share of the rated ones rated ``positive_rating`` or more;
+
+each with a 95% Wilson interval. Pairs shown less than ``horizon`` days ago may still be rated:
+they are counted (the rates are lower bounds until then) and reported as ``pending``.
+
+Retention is bounded (``impressions_retention_days``, ``impressions_max_rows``), and a
+``impressions_sample_rate`` below 1 logs a fixed share of users (chosen by a hash of the user id,
+the same in every worker and replica, so a sampled user's feedback is complete).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from scipy.stats import binomtest
+
+from movierec.config import Settings
+from movierec.data.store import RatingsStore, impressions_table, ratings_table
+from movierec.monitoring.batch import ServedList
+
+logger = logging.getLogger(__name__)
+
+DAY = 86_400
+_MIX = 0x9E3779B97F4A7C15  # splitmix64's multiplier: user ids spread evenly over [0, 1)
+_MASK = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A proportion with its 95% Wilson interval; None values when nothing was counted."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+    @classmethod
+    def of(cls, successes: int, trials: int) -> Rate:
+        if trials == 0:
+            return cls(None, None, None)
+        interval = binomtest(successes, trials).proportion_ci(method="wilson")
+        return cls(successes / trials, float(interval.low), float(interval.high))
+
+
+@dataclass(frozen=True)
+class VersionFeedback:
+    model: str
+    version: str
+    lists: int
+    users: int
+    impressions: int
+    rated: int
+    positive: int
+    pending: int
+    hit_rate: Rate
+    positive_rate: Rate
+
+
+@dataclass(frozen=True)
+class OnlineReport:
+    since: int
+    horizon_days: float
+    positive_rating: float
+    versions: list[VersionFeedback]
+
+
+class ImpressionStore(RatingsStore):
+    """The store's reads and writes of impressions."""
+
+    def add_impressions(self, rows: list[dict[str, object]]) -> None:
+        with self._write() as conn:
+            conn.execute(impressions_table.insert(), rows)
+
+    def purge_impressions(self, before: int, keep_rows: int) -> int:
+        """Delete impressions shown before ``before`` and all but the newest ``keep_rows``."""
+        table = impressions_table
+        with self._write() as conn:
+            deleted = conn.execute(table.delete().where(table.c.shown_at < before)).rowcount
+            newest = conn.execute(sa.select(sa.func.max(table.c.id))).scalar()
+            if newest is not None:
+                cut = table.c.id <= newest - keep_rows
+                deleted += conn.execute(table.delete().where(cut)).rowcount
+        return int(deleted)
+
+    def impressions_since(self, since: int) -> pd.DataFrame:
+        table = impressions_table.c
+        query = sa.select(
+            table.user_id, table.model, table.version, table.shown_at, table.movie_ids
+        ).where(table.shown_at >= since)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return pd.DataFrame(rows, columns=["user_id", "model", "version", "shown_at", "movie_ids"])
+
+    def ratings_of_shown_users(self, since: int, rated_from: int) -> pd.DataFrame:
+        """Ratings from ``rated_from`` on by users shown a list since ``since`` (read by the
+        ratings' key, user first, not by a scan)."""
+        r, i = ratings_table.c, impressions_table.c
+        users = sa.select(i.user_id).where(i.shown_at >= since).distinct()
+        query = sa.select(r.user_id, r.item_id, r.rating, r.timestamp).where(
+            r.user_id.in_(users), r.timestamp >= rated_from
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+
+
+class ImpressionLog:
+    """Writes the impressions of served lists, sampled and within retention."""
+
+    def __init__(self, store: ImpressionStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.dropped = 0  # lists lost to a store that refused the write
+
+    def add(self, batch: list[ServedList]) -> int:
+        """Log the lists of known users in ``batch``; returns how many were written."""
+        rows = [_row(served) for served in batch if self._logged(served)]
+        if not rows:
+            return 0
+        try:
+            self.store.add_impressions(rows)
+        except Exception as exc:  # the store is down: serving goes on, the loss is counted
+            self.dropped += len(rows)
+            logger.warning("%d impressions not logged: %s", len(rows), exc)
+            return 0
+        return len(rows)
+
+    def purge(self, now: float | None = None) -> int:
+        """Apply the retention; returns how many impressions were deleted."""
+        before = int(
+            (time.time() if now is None else now) - self.settings.impressions_retention_days * DAY
+        )
+        return self.store.purge_impressions(before, self.settings.impressions_max_rows)
+
+    def _logged(self, served: ServedList) -> bool:
+        if served.user_id is None or not served.items:
+            return False
+        rate = self.settings.impressions_sample_rate
+        return rate >= 1.0 or user_share(served.user_id) < rate
+
+
+def user_share(user_id: int) -> float:
+    """A fixed point of [0, 1) for a user id, uniform over ids (sampling by user)."""
+    mixed = (user_id * _MIX) & _MASK
+    mixed ^= mixed >> 31
+    return ((mixed * _MIX) & _MASK) / 2.0**64
+
+
+def _row(served: ServedList) -> dict[str, object]:
+    info = served.info
+    movie_ids = served.view.model.item_ids
+    assert movie_ids is not None
+    return {
+        "user_id": served.user_id,
+        "model": info.name,
+        "version": "none" if info.version is None else str(info.version),
+        "strategy": served.strategy,
+        "shown_at": int(served.at),
+        "movie_ids": ",".join(map(str, np.asarray(movie_ids)[served.items].tolist())),
+    }
+
+
+def online_feedback(
+    store: ImpressionStore,
+    *,
+    horizon_days: float,
+    positive_rating: float,
+    since: int | None = None,
+    now: float | None = None,
+) -> OnlineReport:
+    """The online figures of the impressions shown since ``since`` (all that are kept when
+    None), per model version."""
+    now = time.time() if now is None else now
+    since = 0 if since is None else since
+    shown = store.impressions_since(since)
+    if shown.empty:
+        return OnlineReport(since, horizon_days, positive_rating, [])
+    pairs = _pairs(shown)
+    ratings = store.ratings_of_shown_users(since, int(pairs["first"].min()))
+    joined = pairs.merge(ratings, on=["user_id", "movie_id"], how="left")
+    horizon = horizon_days * DAY
+    joined["hit"] = (joined["timestamp"] >= joined["first"]) & (
+        joined["timestamp"] <= joined["last"] + horizon
+    )
+    joined["positive"] = joined["hit"] & (joined["rating"] >= positive_rating)
+    joined["pending"] = joined["last"] + horizon > now
+    lists = shown.groupby(["model", "version"]).size().to_dict()
+    versions = [
+        _version_feedback(str(key[0]), str(key[1]), group, int(lists[key]))
+        for key, group in joined.groupby(["model", "version"], sort=True)
+    ]
+    return OnlineReport(since, horizon_days, positive_rating, versions)
+
+
+def _pairs(shown: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, version, user, movie) shown, with its first and last showing."""
+    movies = shown["movie_ids"].str.split(",")
+    exploded = shown.drop(columns="movie_ids").assign(movie_id=movies).explode("movie_id")
+    exploded["movie_id"] = exploded["movie_id"].astype(np.int64)
+    return (
+        exploded.groupby(["model", "version", "user_id", "movie_id"], sort=False)["shown_at"]
+        .agg(first="min", last="max")
+        .reset_index()
+    )
+
+
+def _version_feedback(model: str, version: str, group: pd.DataFrame, lists: int) -> VersionFeedback:
+    impressions = len(group)
+    rated = int(group["hit"].sum())
+    positive = int(group["positive"].sum())
+    return VersionFeedback(
+        model=model,
+        version=version,
+        lists=lists,
+        users=int(group["user_id"].nunique()),
+        impressions=impressions,
+        rated=rated,
+        positive=positive,
+        pending=int(group["pending"].sum()),
+        hit_rate=Rate.of(rated, impressions),
+        positive_rate=Rate.of(positive, rated),
+    )
