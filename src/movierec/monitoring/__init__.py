@@ -1,0 +1,1 @@
+"""Monitoring: data drift, the quality of what is served, online feedback."""
