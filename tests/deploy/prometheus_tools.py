@@ -3,12 +3,14 @@ files, and a real ``prometheus`` server on a free port with its own storage."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,39 @@ def query(url: str, promql: str) -> list[dict[str, Any]]:
         return [{"metric": {}, "value": data["result"]}]
     result: list[dict[str, Any]] = data["result"]
     return result
+
+
+# ---------------------------------------------------------------- Grafana panels' PromQL
+
+DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    """One query of one panel of a committed dashboard."""
+
+    dashboard: str
+    panel: str
+    expr: str
+
+    def concrete(self, job: str = ".+", rate_interval: str = "1m") -> str:
+        """The query as Grafana sends it: its variables replaced (``$job`` by a regex of the
+        jobs, Grafana's ``$__rate_interval`` by a range)."""
+        return self.expr.replace("$__rate_interval", rate_interval).replace("$job", job)
+
+
+def panel_queries() -> list[PanelQuery]:
+    """Every query of every panel (rows included) of every committed dashboard."""
+    found = []
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        for panel in _panels(board["panels"]):
+            for target in panel.get("targets", []):
+                found.append(PanelQuery(board["title"], panel["title"], target["expr"]))
+    return found
+
+
+def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from _panels(panel.get("panels", []))
