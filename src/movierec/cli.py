@@ -31,6 +31,7 @@ from movierec.errors import MovierecError
 from movierec.evaluation.protocol import EvaluationConfig, Report
 from movierec.models import model_class
 from movierec.models.base import Recommender
+from movierec.monitoring.cli import monitor_app
 from movierec.training import experiments
 
 # The MLOps and serving commands import MLflow, Optuna, APScheduler and FastAPI inside their own
@@ -55,6 +56,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(models_app, name="models")
+app.add_typer(monitor_app, name="monitor")
 
 # Piped output (make run, CI logs) has no terminal width; 80 columns would cut tables short.
 console = Console() if Console().is_terminal else Console(width=120)
@@ -754,21 +756,34 @@ def schedule_command(
     once: Annotated[
         bool, typer.Option("--once", help="Check and retrain once, now, then exit.")
     ] = False,
+    on_drift: Annotated[
+        bool,
+        typer.Option(
+            "--on-drift", help="Retrain when the data drift verdict is drift, not on any rating."
+        ),
+    ] = False,
 ) -> None:
-    """Retrain on a schedule when new ratings have arrived; promote by the usual rule."""
+    """Retrain on a schedule when new ratings have arrived (or drifted); promote by the usual
+    rule."""
     from movierec.training.pipeline import PipelineConfig
-    from movierec.training.scheduler import build_scheduler, retrain_if_new_ratings
+    from movierec.training.scheduler import (
+        build_scheduler,
+        retrain_if_new_ratings,
+        retrain_on_drift,
+    )
 
     settings = Settings()
     if once:
-        outcome = retrain_if_new_ratings(settings, PipelineConfig.from_yaml(config))
+        retrain = retrain_on_drift if on_drift else retrain_if_new_ratings
+        outcome = retrain(settings, PipelineConfig.from_yaml(config))
         decision = outcome.result.decision if outcome.result else None
         verdict = f": version {decision.version} is {decision.decision}" if decision else ""
         console.print(f"{outcome.reason}{verdict}")
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    scheduler = build_scheduler(settings, config, cron)
-    err_console.print(f"retraining on '{cron}' (UTC) when new ratings arrive; Ctrl+C stops")
+    scheduler = build_scheduler(settings, config, cron, on_drift=on_drift)
+    trigger = "the ratings drift" if on_drift else "new ratings arrive"
+    err_console.print(f"retraining on '{cron}' (UTC) when {trigger}; Ctrl+C stops")
     try:
         scheduler.start()
     except KeyboardInterrupt:

@@ -51,6 +51,7 @@ from movierec.serving.loading import ModelInfo, ModelUnavailableError
 from movierec.serving.observability import Metrics, MetricsMiddleware
 from movierec.serving.routes import (
     admin,
+    drift,
     health,
     monitoring,
     movies,
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
         gc.freeze()
         app.state.service = service
         app.state.monitor = monitor = _start_monitor(settings, metrics)
+        metrics.add_scrape_collector(drift.collector(settings, service))
         app.state.jobs = JobRunner(
             _job_environment(settings),
             settings.jobs_dir,
@@ -126,7 +128,8 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.job_commands = job_commands
-    for module in (health, movies, users, recommend, ratings, training, admin, stats, monitoring):
+    routers = (health, movies, users, recommend, ratings, training, admin, stats, monitoring, drift)
+    for module in routers:
         app.include_router(module.router)
     add_offline_docs(app)
     _add_error_handlers(app)

@@ -1,11 +1,16 @@
-"""Scheduled retraining: on a cron expression, retrain when new ratings have arrived.
+"""Scheduled retraining: on a cron expression, retrain when new ratings have arrived, or
+(``on_drift``) when they have drifted from the champion's training data.
 
-Each tick compares the store with the snapshot the champion was trained on (rating count and
-newest rating time: ratings posted to the API, or a fresh ingest, move one of them); when they
-differ, it runs the pipeline on the store as it is, and the pipeline's promotion rule decides
-whether the new model replaces the champion. A tick that fails is logged and the next one runs as
-planned. The production alternative is the Airflow DAG in ``deploy/airflow/``, which runs the
-same CLI stages.
+By default each tick compares the store with the snapshot the champion was trained on (rating
+count and newest rating time: ratings posted to the API, or a fresh ingest, move one of them);
+when they differ, it runs the pipeline on the store as it is, and the pipeline's promotion rule
+decides whether the new model replaces the champion. With ``on_drift`` the trigger is the data
+drift verdict of the ratings since that snapshot (:mod:`movierec.monitoring.drift`) instead:
+new ratings that look like the old ones do not retrain, and no new rating means nothing to
+compare, so no retraining either; every tick logs the verdict and the drifted features. Without
+a champion, or without its snapshot on this machine, both rules retrain. A tick that fails is
+logged and the next one runs as planned. The production alternative is the Airflow DAG in
+``deploy/airflow/``, which runs the same CLI stages.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from movierec.config import Settings
-from movierec.data.snapshot import load_snapshot
+from movierec.data.snapshot import Snapshot, load_snapshot
 from movierec.data.store import RatingsStore
 from movierec.errors import ConfigError, MovierecError
+from movierec.monitoring.drift import DriftReport, check_drift
 from movierec.training import tracking
 from movierec.training.pipeline import PipelineConfig, PipelineResult, run_pipeline
 
@@ -39,6 +45,7 @@ class TickOutcome:
     retrained: bool
     reason: str
     result: PipelineResult | None = None
+    drift: DriftReport | None = None
 
 
 def parse_cron(expression: str) -> CronTrigger:
@@ -56,8 +63,8 @@ def parse_cron(expression: str) -> CronTrigger:
         raise ConfigError(f"invalid cron expression {expression!r}: {exc}") from exc
 
 
-def new_ratings_reason(settings: Settings) -> str | None:
-    """Why the store differs from the champion's training data, or None when it does not."""
+def champion_snapshot(settings: Settings) -> Snapshot | str:
+    """The snapshot the champion was trained on, or why there is none to compare with."""
     champion = tracking.version_by_alias(settings, tracking.CHAMPION)
     if champion is None:
         return "no champion yet"
@@ -66,9 +73,17 @@ def new_ratings_reason(settings: Settings) -> str | None:
         return f"champion v{champion.version} does not record its training data"
     folder = settings.snapshots_dir / snapshot_hash[:16]
     try:
-        trained = load_snapshot(folder).manifest
+        return load_snapshot(folder)
     except MovierecError:
         return f"the champion's snapshot {snapshot_hash[:12]} is not on this machine"
+
+
+def new_ratings_reason(settings: Settings) -> str | None:
+    """Why the store differs from the champion's training data, or None when it does not."""
+    snapshot = champion_snapshot(settings)
+    if isinstance(snapshot, str):
+        return snapshot
+    trained = snapshot.manifest
     with RatingsStore.from_settings(settings) as store:
         now = store.stats()
     if now.n_ratings != trained["n_ratings"]:
@@ -76,6 +91,21 @@ def new_ratings_reason(settings: Settings) -> str | None:
     if now.last_timestamp != trained["max_timestamp"]:
         return "ratings were updated since the champion's data"
     return None
+
+
+def drift_reason(settings: Settings) -> tuple[str | None, DriftReport | None]:
+    """Why to retrain by the drift verdict (None: no drift), and the drift report if one was
+    computed (not without a champion or its snapshot: those retrain)."""
+    snapshot = champion_snapshot(settings)
+    if isinstance(snapshot, str):
+        return snapshot, None
+    with RatingsStore.from_settings(settings) as store:
+        report = check_drift(settings, store, snapshot.content_hash)
+    log.info("drift check: %s", report.message)
+    if not report.drift_detected:
+        return None, report
+    drifted = ", ".join(report.drifted_features)
+    return f"data drift in {report.drift_share:.0%} of the features ({drifted})", report
 
 
 def retrain_if_new_ratings(settings: Settings, config: PipelineConfig) -> TickOutcome:
@@ -87,9 +117,20 @@ def retrain_if_new_ratings(settings: Settings, config: PipelineConfig) -> TickOu
     return TickOutcome(True, reason, result)
 
 
-def _tick(settings: Settings, config_path: Path) -> None:
+def retrain_on_drift(settings: Settings, config: PipelineConfig) -> TickOutcome:
+    """One tick: retrain (on the store as it is, no ingest) when the data drifted."""
+    reason, report = drift_reason(settings)
+    if reason is None:
+        message = report.message if report is not None else "no drift"
+        return TickOutcome(False, message, drift=report)
+    result = run_pipeline(settings, config, ingest=False)
+    return TickOutcome(True, reason, result, drift=report)
+
+
+def _tick(settings: Settings, config_path: Path, on_drift: bool) -> None:
+    retrain = retrain_on_drift if on_drift else retrain_if_new_ratings
     try:
-        outcome = retrain_if_new_ratings(settings, PipelineConfig.from_yaml(config_path))
+        outcome = retrain(settings, PipelineConfig.from_yaml(config_path))
     except MovierecError as exc:  # the next tick runs as planned
         log.error("scheduled retraining failed: %s", exc)
         return
@@ -107,9 +148,15 @@ def _tick(settings: Settings, config_path: Path) -> None:
 
 
 def build_scheduler(
-    settings: Settings, config_path: Path, cron: str, *, blocking: bool = True
+    settings: Settings,
+    config_path: Path,
+    cron: str,
+    *,
+    blocking: bool = True,
+    on_drift: bool = False,
 ) -> BaseScheduler:
-    """A scheduler with the retraining job; the config is re-read at every tick.
+    """A scheduler with the retraining job (on new ratings, or ``on_drift`` on the drift
+    verdict); the config is re-read at every tick.
 
     One run at a time: a tick that comes while the previous run still trains is skipped, and
     missed ticks collapse into one.
@@ -120,7 +167,7 @@ def build_scheduler(
     scheduler.add_job(
         _tick,
         trigger,
-        args=(settings, config_path),
+        args=(settings, config_path, on_drift),
         id=JOB_ID,
         max_instances=1,
         coalesce=True,
