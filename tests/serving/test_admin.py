@@ -93,7 +93,11 @@ def test_champion_is_served_and_hot_reloaded(
         assert after["items"] != before["items"], "another seed, other factors"
         metrics = client.get("/metrics").text
         assert 'movierec_model_info{name="als",source="registry",version="2"} 1.0' in metrics
-        assert 'version="1"' not in metrics
+        assert 'movierec_model_info{name="als",source="registry",version="1"}' not in metrics
+        # What version 1 served stays counted under its own label.
+        assert 'movierec_served_lists_total{model="als",strategy="personalized",version="1"}' in (
+            metrics
+        )
 
 
 def test_registry_versions_with_aliases_and_metrics(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,9 +148,9 @@ class ServedQuality:
 
     def add(self, batch: list[ServedList]) -> None:
         """Count ``batch`` (lists in the order they were served)."""
-        groups: dict[int, list[ServedList]] = {}
+        groups: dict[tuple[int, int], list[ServedList]] = {}
         for served in batch:
-            groups.setdefault(id(served.view), []).append(served)
+            groups.setdefault((id(served.view), id(served.info)), []).append(served)
         for lists in groups.values():
             self._add_group(lists)
 
@@ -159,7 +160,7 @@ class ServedQuality:
         key = (info.name, "none" if info.version is None else str(info.version))
         files = self._files.get(key)
         if files is None:
-            folder = self.folder / f"{os.getpid()}-{len(self._files)}-{info.name}"
+            folder = self.folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{info.name}"
             files = VersionFiles(folder, features.n_items, {"model": key[0], "version": key[1]})
             self._files[key] = files
         padded, lengths = _padded_items(lists, features.n_items)

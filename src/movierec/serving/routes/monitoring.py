@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from movierec.monitoring.online import online_feedback
 from movierec.monitoring.served import MINUTES, read_figures, read_series
-from movierec.serving.deps import MonitorDep, SettingsDep
+from movierec.serving.deps import MonitorDep, SettingsDep, errors
 from movierec.serving.schemas import (
     OnlineResponse,
     ServedHistoryResponse,
@@ -22,7 +22,7 @@ from movierec.serving.schemas import (
 router = APIRouter(prefix="/monitoring", tags=["monitoring"])
 
 
-@router.get("/stats")
+@router.get("/stats", responses=errors(503))
 def served_stats(monitor: MonitorDep) -> ServedStatsResponse:
     """Served quality per model version: the last hour, the last day and since the start, for
     every worker of the server (a worker's last second of lists may still be on its way)."""
@@ -33,7 +33,7 @@ def served_stats(monitor: MonitorDep) -> ServedStatsResponse:
     )
 
 
-@router.get("/stats/history")
+@router.get("/stats/history", responses=errors(422, 503))
 def served_history(
     monitor: MonitorDep,
     hours: Annotated[int, Query(ge=1, le=MINUTES // 60, description="How far back.")] = 24,
@@ -60,7 +60,7 @@ def served_history(
     )
 
 
-@router.get("/online")
+@router.get("/online", responses=errors(422, 503))
 def online(
     monitor: MonitorDep,
     settings: SettingsDep,
