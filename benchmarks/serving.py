@@ -20,6 +20,11 @@ accepted: an uneven split queues more requests on one worker); per server start,
 the seconds from the process start to ``/ready`` answering 200 and to every worker having
 finished its start-up.
 
+The serving monitor (served quality and the impression log, on by default) is then measured by
+its cost: the ``user`` route at concurrency 32 against servers with it on and off, rounds
+alternated (``--monitor-rounds``), reported as the share of throughput it takes (target < 5%)
+and the impressions the "on" servers logged at that rate.
+
 In the same run, the naive way many tutorials serve a rating model (predict every movie one at a
 time in a Python loop, drop the seen ones, sort) is timed on a few users of the same model and
 compared with ``Recommender.recommend`` in process and with the server's p50 at concurrency 1.
@@ -42,6 +47,8 @@ import platform
 import shutil
 import signal
 import socket
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,19 +177,37 @@ class Results:
     starts: list[ServerStart] = field(default_factory=list)
     runs: list[LoadRun] = field(default_factory=list)
     naive: Naive | None = None
+    monitor: MonitorCost | None = None
+
+
+@dataclass
+class MonitorCost:
+    """Throughput of the user route with the serving monitor on and off, rounds alternated."""
+
+    workers: int
+    on_rps: list[float]
+    off_rps: list[float]
+    impressions_logged: int  # lists the "on" servers wrote to the store's impression log
+
+    @property
+    def cost(self) -> float:
+        """The share of throughput the monitor costs (mean on vs mean off)."""
+        return 1.0 - statistics.mean(self.on_rps) / statistics.mean(self.off_rps)
 
 
 # --- preparing the data -------------------------------------------------------------------------
 
 
-def _environment(data_dir: Path) -> dict[str, str]:
+def _environment(data_dir: Path, *, monitor: bool = True) -> dict[str, str]:
     """This process's environment pointed at the benchmark's data dir and nothing else.
 
     Every ``MOVIEREC_*`` variable of the caller (a database URL, a registry) is dropped, so the
-    server serves the benchmark's SQLite store and saved model only.
+    server serves the benchmark's SQLite store and saved model only; ``monitor`` turns the
+    serving monitor (served quality and impressions) on, as by default, or off.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEREC_")}
     env["MOVIEREC_DATA_DIR"] = str(data_dir)
+    env["MOVIEREC_SERVING_MONITOR"] = "true" if monitor else "false"
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return env
 
@@ -306,7 +331,7 @@ def connections_per_process(root: int, port: int) -> list[int]:
 class Server:
     """``movierec serve`` in a subprocess, as a user starts it; a context manager."""
 
-    def __init__(self, data_dir: Path, workers: int) -> None:
+    def __init__(self, data_dir: Path, workers: int, *, monitor: bool = True) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -314,7 +339,7 @@ class Server:
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             command,
-            env=_environment(data_dir),
+            env=_environment(data_dir, monitor=monitor),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -520,6 +545,41 @@ def measure_server(
                 )
 
 
+def measure_monitor_cost(
+    args: argparse.Namespace, data_dir: Path, folder: Path, results: Results
+) -> None:
+    """The user route at the target concurrency, monitor on then off, ``--monitor-rounds``
+    times: alternating spreads the machine's drift over both sides."""
+    ids = write_id_files(data_dir, folder)
+    script = folder / "load.lua"
+    script.write_text(WRK_LUA)
+    workers = args.workers[-1]
+    cost = MonitorCost(workers, [], [], 0)
+    before = _impression_count(data_dir)
+    for _ in range(args.monitor_rounds):
+        for monitor in (True, False):
+            with Server(data_dir, workers, monitor=monitor) as server:
+                server.wait_ready()
+                target = (server, script, ids["users"], "user")
+                run_wrk(*target, concurrency=TARGET_CONCURRENCY, seconds=args.warmup, args=args)
+                run = run_wrk(*target, concurrency=TARGET_CONCURRENCY, seconds=args.duration,
+                              args=args)  # fmt: skip
+            (cost.on_rps if monitor else cost.off_rps).append(run.rps)
+            print(f"  monitor {'on ' if monitor else 'off'} user c={TARGET_CONCURRENCY}"
+                  f" {run.rps:8,.0f} req/s  p99 {run.p99_ms:6.2f} ms", file=sys.stderr,
+                  flush=True)  # fmt: skip
+    cost.impressions_logged = _impression_count(data_dir) - before
+    results.monitor = cost
+
+
+def _impression_count(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "movierec.db") as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM impressions").fetchone()[0])
+        except sqlite3.OperationalError:  # a store made before impressions existed
+            return 0
+
+
 # --- the naive baseline -------------------------------------------------------------------------
 
 
@@ -606,6 +666,15 @@ def render(results: Results) -> str:
             f" {s.idle_rss_bytes / GB:.2f} GB | <= {TARGET_READY_S:g} s |"
             f" {_verdict(s.passed)} |"
         )
+    cost = results.monitor
+    if cost is not None:
+        lines += [
+            "",
+            f"Serving monitor ({cost.workers} workers, user route, c={TARGET_CONCURRENCY},"
+            f" rounds alternated): on {_rates(cost.on_rps)} req/s, off {_rates(cost.off_rps)}"
+            f" req/s; it costs {cost.cost:.1%} of throughput (target < 5%), with"
+            f" {cost.impressions_logged:,} impressions logged.",
+        ]
     naive = results.naive
     if naive is not None:
         lines += [
@@ -622,6 +691,10 @@ def render(results: Results) -> str:
                 " compute alone."
             )
     return "\n".join(lines)
+
+
+def _rates(values: list[float]) -> str:
+    return " / ".join(f"{value:,.0f}" for value in values)
 
 
 def _verdict(passed: bool | None) -> str:
@@ -671,6 +744,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--history", type=int, default=10, help="ratings per anonymous request")
     parser.add_argument("--naive-users", type=int, default=5)
     parser.add_argument(
+        "--monitor-rounds", type=int, default=2,
+        help="on/off rounds measuring the serving monitor's cost (0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
         "--work-dir",
         type=Path,
         default=Path(tempfile.gettempdir()) / "movierec-serving-bench",
@@ -697,6 +774,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="movierec-wrk-") as scratch:
         for workers in args.workers:
             measure_server(args, data_dir, Path(scratch), workers, results)
+        if args.monitor_rounds:
+            measure_monitor_cost(args, data_dir, Path(scratch), results)
     results.naive = measure_naive(args, data_dir)
     load_after = os.getloadavg()[0]
     judge(results)
@@ -716,6 +795,9 @@ def main(argv: list[str] | None = None) -> int:
             starts=[asdict(s) for s in results.starts],
             runs=[asdict(r) for r in results.runs],
             naive=asdict(results.naive) if results.naive else None,
+            monitor=asdict(results.monitor) | {"cost": results.monitor.cost}
+            if results.monitor
+            else None,
         )
     verdicts = [r.passed for r in results.runs if r.route != REFERENCE]
     verdicts += [s.passed for s in results.starts]

@@ -43,6 +43,7 @@ from movierec.serving.schemas import (
     MovieDetails,
     MoviePage,
     NewRating,
+    OnlineResponse,
     PopularResponse,
     RatingBatch,
     RatingsStored,
@@ -50,6 +51,8 @@ from movierec.serving.schemas import (
     RecommendationResponse,
     RegistryResponse,
     ReloadResponse,
+    ServedHistoryResponse,
+    ServedStatsResponse,
     SimilarResponse,
     StatsResponse,
     TrainingRequest,
@@ -171,6 +174,21 @@ class MovierecClient:
     def metrics_text(self) -> str:
         """The Prometheus exposition of ``/metrics``."""
         return self._send("GET", "/metrics").text
+
+    # ------------------------------------------------------------ monitoring
+
+    def served_stats(self) -> ServedStatsResponse:
+        """Served quality per model version: the last hour, the last day, since the start."""
+        return self._get("/monitoring/stats", ServedStatsResponse)
+
+    def served_history(self, hours: int = 24, step_minutes: int = 10) -> ServedHistoryResponse:
+        """Served quality per interval over the last ``hours``, per model version."""
+        params = {"hours": hours, "step_minutes": step_minutes}
+        return self._get("/monitoring/stats/history", ServedHistoryResponse, params)
+
+    def online(self, days: float | None = None) -> OnlineResponse:
+        """Online hit and positive rates per model version (horizon ``days``: the server's)."""
+        return self._get("/monitoring/online", OnlineResponse, {"days": days})
 
     # ------------------------------------------------------------ movies
 

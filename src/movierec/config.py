@@ -45,6 +45,9 @@ class Settings(BaseSettings):
             metrics and logs, through the globally configured providers). Off by default:
             ``/metrics`` exports Prometheus metrics either way, and checking for providers on
             every request costs a measurable share of a recommendation.
+        serving_monitor: Whether the API counts the quality of what it serves and logs
+            impressions for online feedback (off: ``/monitoring/stats`` and ``/online`` are
+            empty; the serving benchmark measures its cost against off).
         impressions_sample_rate: The share of users whose impressions (lists served) are
             logged for online feedback (chosen by a hash of the user id).
         impressions_retention_days: How long impressions are kept.
@@ -82,6 +85,7 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
     opentelemetry: bool = False
+    serving_monitor: bool = True
     impressions_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     impressions_retention_days: float = Field(default=30.0, gt=0.0)
     impressions_max_rows: int = Field(default=5_000_000, ge=1)

@@ -39,6 +39,7 @@ class ServingMonitor:
     """
 
     def __init__(self, settings: Settings, folder: Path | None = None) -> None:
+        self.enabled = settings.serving_monitor
         self._private = folder is None
         self.folder = (
             Path(tempfile.mkdtemp(prefix="movierec-monitor-")) if folder is None else folder
@@ -50,10 +51,13 @@ class ServingMonitor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="movierec-monitor", daemon=True)
-        self._thread.start()
+        if self.enabled:
+            self._thread.start()
 
     def record(self, answer: Answer, user_id: int | None, k: int) -> None:
         """Queue one served list (the request path: no work beyond the append)."""
+        if not self.enabled:
+            return
         self._queue.append(
             ServedList(answer.view, answer.info, answer.strategy, user_id, answer.items, k,
                        time.time())
@@ -74,7 +78,8 @@ class ServingMonitor:
         """Stop the thread after a last flush; a private folder is removed."""
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
         self.flush()
         self.impressions.store.close()
         if self._private:

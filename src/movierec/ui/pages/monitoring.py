@@ -1,7 +1,8 @@
-"""Monitoring: the API's request rate, latency percentiles and errors, read from ``/metrics``.
+"""Monitoring: traffic (request rate, latency percentiles and errors, read from ``/metrics``),
+the quality of what is served, online feedback and data drift.
 
-The counters are totals since each worker started; the page samples them every few seconds
-and draws the rates between samples, kept in this session.
+The traffic counters are totals since each worker started; the page samples them every few
+seconds and draws the rates between samples, kept in this session.
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ import streamlit as st
 
 from movierec.ui.api import call, client
 from movierec.ui.metrics import Scrape, parse_metrics
+from movierec.ui.monitoring import (
+    QUALITY_SERIES,
+    WINDOW_LABELS,
+    online_chart,
+    online_table,
+    served_history_frame,
+    served_table,
+)
 
 SAMPLES = "monitoring_samples"
 KEPT_SAMPLES = 120
 
 st.title("Monitoring")
-st.caption("Live from the API's Prometheus metrics (`/metrics`), refreshed every 5 seconds.")
+traffic, quality, online, drift = st.tabs(
+    ["Traffic", "Served quality", "Online feedback", "Data drift"]
+)
 
 
 @st.fragment(run_every="5s")
@@ -60,9 +71,53 @@ def live() -> None:
         st.bar_chart(pd.Series(strategies, name="lists"), horizontal=True)
 
 
-live()
-st.info(
-    "Data drift and the quality of served recommendations (coverage, diversity, novelty) are "
-    "not available from this API yet.",
-    icon=":material/info:",
-)
+def served_quality() -> None:
+    st.caption(
+        "Every list of recommendations the API served, per model version: how much of the "
+        "catalogue it reaches, how varied and how mainstream the lists are, how personal."
+    )
+    stats = call(lambda: client().served_stats(), "Reading served quality")
+    if not stats.versions:
+        st.info("No recommendations served since the API started.", icon=":material/info:")
+        return
+    label = st.segmented_control(
+        "Window", list(WINDOW_LABELS), default="Last day", key="served_window"
+    )
+    st.dataframe(served_table(stats, WINDOW_LABELS[label or "Last day"]), hide_index=True)
+    history = served_history_frame(call(lambda: client().served_history(), "Reading history"))
+    if history.empty or not history["lists"].any():
+        return
+    st.markdown("**The last 24 hours**, by 10 minutes")
+    left, right = st.columns(2)
+    for place, (column, title) in zip(
+        [left, right, left, right, left], QUALITY_SERIES.items(), strict=True
+    ):
+        place.markdown(title)
+        place.line_chart(history, x="time", y=column, color="model", height=220)
+
+
+def online_feedback() -> None:
+    report = call(lambda: client().online(), "Reading online feedback")
+    st.caption(
+        f"Movies shown to known users, and whether they rated them within "
+        f"{report.horizon_days:g} days of seeing them (positive: rated "
+        f"{report.positive_rating:g} or more). 95% Wilson intervals."
+    )
+    if not report.versions:
+        st.info(
+            "No impressions yet: lists served to known users are logged, and their ratings "
+            "of the movies shown then count here.",
+            icon=":material/info:",
+        )
+        return
+    st.altair_chart(online_chart(report), use_container_width=True)
+    st.dataframe(online_table(report), hide_index=True)
+
+
+with traffic:
+    st.caption("Live from the API's Prometheus metrics (`/metrics`), refreshed every 5 seconds.")
+    live()
+with quality:
+    served_quality()
+with online:
+    online_feedback()

@@ -1,0 +1,131 @@
+"""The Monitoring page's views of served quality, online feedback and data drift: tables and
+charts built from the API's monitoring answers (pure functions of the answers, so the tests
+check what a person sees without a browser)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from movierec.serving.schemas import (
+    OnlineResponse,
+    ServedHistoryResponse,
+    ServedStatsResponse,
+    ServedWindow,
+)
+
+WINDOW_LABELS: dict[str, ServedWindow] = {
+    "Last hour": "1h",
+    "Last day": "1d",
+    "Since the API started": "start",
+}
+QUALITY_SERIES = {  # column of the history frame: its chart's title
+    "lists": "Lists served per interval",
+    "novelty_bits": "Novelty (bits: higher is less mainstream)",
+    "diversity": "Intra-list diversity (genres)",
+    "popularity_percentile": "Popularity percentile (1 = the most rated)",
+    "fallback_share": "Share of popular fallbacks",
+}
+
+
+def version_label(model: str, version: str) -> str:
+    return f"{model} (local)" if version == "none" else f"{model} v{version}"
+
+
+def served_table(stats: ServedStatsResponse, window: ServedWindow) -> pd.DataFrame:
+    """One row per model version: the window's figures, shares as percentages."""
+    rows = []
+    for entry in stats.versions:
+        figures = entry.windows[window]
+        lists = max(figures.lists, 1)
+        rows.append(
+            {
+                "model": version_label(entry.model, entry.version),
+                "lists": figures.lists,
+                "coverage %": 100 * figures.coverage,
+                "movies served": figures.distinct_movies,
+                "diversity": figures.diversity,
+                "novelty (bits)": figures.novelty_bits,
+                "popularity pct": figures.popularity_percentile,
+                "personalization": figures.personalization,
+                "personalized %": 100 * figures.strategy_counts["personalized"] / lists,
+                "folded in %": 100 * figures.strategy_counts["folded_in"] / lists,
+                "popular fallback %": 100 * figures.strategy_counts["popular_fallback"] / lists,
+                "short lists": figures.short_lists,
+                "empty lists": figures.empty_lists,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def served_history_frame(history: ServedHistoryResponse) -> pd.DataFrame:
+    """Long format: one row per (interval, version) with lists served, the quality figures and
+    the share of popular fallbacks (intervals without lists have no figures)."""
+    rows = []
+    for series in history.series:
+        label = version_label(series.model, series.version)
+        for point in series.points:
+            fallback = point.strategy_counts.get("popular_fallback", 0)
+            rows.append(
+                {
+                    "time": point.at,
+                    "model": label,
+                    "lists": point.lists,
+                    "novelty_bits": point.novelty_bits,
+                    "diversity": point.diversity,
+                    "popularity_percentile": point.popularity_percentile,
+                    "fallback_share": fallback / point.lists if point.lists else None,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def online_table(report: OnlineResponse) -> pd.DataFrame:
+    """One row per model version: counts and rates with their 95% intervals, in percent."""
+    rows = []
+    for entry in report.versions:
+        rows.append(
+            {
+                "model": version_label(entry.model, entry.version),
+                "users": entry.users,
+                "lists": entry.lists,
+                "movies shown": entry.impressions,
+                "rated": entry.rated,
+                "rated ≥ positive": entry.positive,
+                "still open": entry.pending,
+                "hit rate %": _percent(entry.hit_rate.value),
+                "hit rate 95% CI": _interval(entry.hit_rate.low, entry.hit_rate.high),
+                "positive rate %": _percent(entry.positive_rate.value),
+                "positive rate 95% CI": _interval(
+                    entry.positive_rate.low, entry.positive_rate.high
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def online_chart(report: OnlineResponse) -> alt.LayerChart:
+    """Hit and positive rates by model version, as bars with their 95% intervals."""
+    rows = [
+        {"model": version_label(e.model, e.version), "rate": name, "value": rate.value,
+         "low": rate.low, "high": rate.high}
+        for e in report.versions
+        for name, rate in (("hit rate", e.hit_rate), ("positive rate", e.positive_rate))
+        if rate.value is not None
+    ]  # fmt: skip
+    base = alt.Chart(pd.DataFrame(rows)).encode(
+        y=alt.Y("model:N", title=None), yOffset="rate:N", color=alt.Color("rate:N", title=None)
+    )
+    bars = base.mark_bar().encode(
+        x=alt.X("value:Q", title="share", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
+    )
+    whiskers = base.mark_errorbar(color="black").encode(x="low:Q", x2="high:Q")
+    return bars + whiskers
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "—" if low is None or high is None else f"{100 * low:.1f}–{100 * high:.1f}%"
