@@ -1,6 +1,7 @@
 """The monitor's figures as Prometheus metrics, computed when ``/metrics`` is scraped.
 
-Served quality is read from every worker's files at each scrape (a few milliseconds). Online
+Served quality is read from every worker's files at each scrape (a few milliseconds; what
+was served in the last second may not be in them yet). Online
 feedback needs a query of the store: the scrape reports the last result and starts a refresh in
 the background when it is older than :data:`ONLINE_REFRESH_SECONDS`, so a scrape never waits on
 the database.
@@ -47,7 +48,8 @@ class ServedCollector:
         self.monitor = monitor
 
     def collect(self) -> Iterator[Metric]:
-        self.monitor.flush()
+        # No flush here: /metrics answers on the event loop, and a flush may wait on the
+        # store; the monitor's thread adds what was served within the second anyway.
         figures = read_figures(self.monitor.served.folder)
         lists = CounterMetricFamily(
             "movierec_served_lists",
