@@ -1,4 +1,4 @@
-"""Drift statistics on small frames with known answers, and synthetic data with and without drift."""
+"""Drift statistics: small frames with known answers, synthetic data with and without drift."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ HOUR = 3_600
 T0 = 1_000_000_000  # a whole hour: 2001-09-09 01:00 UTC
 
 
-def ratings(users: list[int], items: list[int], values: list[float], times: list[int]) -> pd.DataFrame:
+def ratings(
+    users: list[int], items: list[int], values: list[float], times: list[int]
+) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "user_id": np.asarray(users, dtype=np.int64),
@@ -250,11 +252,15 @@ def test_a_shifted_population_drifts(synthetic: tuple[pd.DataFrame, pd.DataFrame
 
 @given(
     st.lists(
-        st.tuples(st.integers(1, 30), st.integers(1, 20), st.sampled_from([1.0, 2.5, 4.0, 5.0]),
-                  st.integers(T0, T0 + 50 * HOUR)),
+        st.tuples(
+            st.integers(1, 30),
+            st.integers(1, 20),
+            st.sampled_from([1.0, 2.5, 4.0, 5.0]),
+            st.integers(T0, T0 + 50 * HOUR),
+        ),
         min_size=1,
         max_size=300,
-    )  # fmt: skip
+    )
 )
 def test_data_compared_with_itself_never_drifts(
     rows: list[tuple[int, int, float, int]],
@@ -273,7 +279,8 @@ def test_the_html_report_is_evidently_s(synthetic: tuple[pd.DataFrame, pd.DataFr
     assert set(profile.sample.columns) >= {"rating", "user_activity", "genre", "hour_of_day"}
     page = drift_html(DriftInputs(profile, Window(0), frame.iloc[100_000:], catalog),
                       drift_share=0.5)  # fmt: skip
-    assert page.lstrip().startswith("<!DOCTYPE html>") and "root_metric_" in page
+    assert page.lstrip().startswith("<!DOCTYPE html>")
+    assert "root_metric_" in page
     assert "user_activity" in page
     empty = drift_html(DriftInputs(profile, Window(5), frame.iloc[:0], catalog), drift_share=0.5)
     assert "nothing to compare" in empty

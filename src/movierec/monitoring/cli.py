@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from movierec.monitoring.drift import DriftReport
 
 monitor_app = typer.Typer(help="Monitoring: data drift.", no_args_is_help=True)
-console = Console()
+# Piped output has no terminal width; 80 columns would cut the table short (as in movierec.cli).
+console = Console() if Console().is_terminal else Console(width=120)
 err_console = Console(stderr=True)
 
 TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
@@ -135,7 +136,7 @@ def _print_report(report: DriftReport) -> None:
     for skipped in report.skipped if report.features else []:
         console.print(f"[yellow]skipped[/] {skipped.feature}: {skipped.reason}")
     colour = "red" if report.drift_detected else "green"
-    console.print(f"[bold {colour}]{report.verdict}[/]: {report.message}", highlight=False)
+    console.print(f"[bold {colour}]{report.message}[/]", highlight=False)
 
 
 def _date(epoch: int) -> str:

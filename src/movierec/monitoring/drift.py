@@ -273,14 +273,16 @@ def _numeric(
 
 def _p_value(feature: str, statistic: str, test: str, p: float, details: Details) -> FeatureDrift:
     drifted = bool(p < P_VALUE_THRESHOLD)
-    return FeatureDrift(feature, statistic, test, p, P_VALUE_THRESHOLD, drifted, details)
+    return FeatureDrift(feature, statistic, test, float(p), P_VALUE_THRESHOLD, drifted, details)
 
 
 def _distance(
     feature: str, statistic: str, test: str, value: float, details: Details
 ) -> FeatureDrift:
     drifted = bool(value >= DISTANCE_THRESHOLD)
-    return FeatureDrift(feature, statistic, test, value, DISTANCE_THRESHOLD, drifted, details)
+    return FeatureDrift(
+        feature, statistic, test, float(value), DISTANCE_THRESHOLD, drifted, details
+    )
 
 
 # ---------------------------------------------------------------- the reference
@@ -545,7 +547,7 @@ def compare(inputs: DriftInputs, *, drift_share: float) -> DriftReport:
     verdict = "drift" if detected else "no drift"
     message = (
         f"{verdict}: {len(drifted)} of {len(features)} features drifted "
-        f"({', '.join(drifted) or 'none'}); the verdict needs {drift_share:.0%}"
+        f"({', '.join(drifted) or 'none'}); the verdict's threshold is {drift_share:.0%}"
     )
     return DriftReport(
         status="compared",
@@ -638,7 +640,7 @@ def _unseen(feature: str, ids: IntArray, known: BoolArray) -> FeatureDrift:
     share = float(unseen.mean())
     details: Details = {"ratings": int(unseen.sum()), "distinct": len(pd.unique(ids[unseen]))}
     return FeatureDrift(
-        feature, "share_of_ratings", "share of ratings above the threshold", share,
+        feature, "share_of_ratings", "share of ratings", share,
         UNSEEN_SHARE_THRESHOLD, share >= UNSEEN_SHARE_THRESHOLD, details,
     )  # fmt: skip
 
