@@ -503,14 +503,10 @@ def data() -> dashboard_builders.Dashboard:
 
 
 def offline_metric(name: str, description: str) -> stat.Panel:
-    """A stat of one offline metric of the served champion."""
+    """A stat of one offline metric of the served champion (which one: the Served model
+    panel of the API dashboard)."""
     metric = m("movierec_model_offline_metric", f'metric="{name}"')
-    return single(
-        f"Champion {name.upper()}",
-        description,
-        Query(f"max by (model, version) ({metric})", VERSION_LEGEND),
-        unit="none",
-    )
+    return single(f"Champion {name.upper()}", description, Query(f"max({metric})"), unit="none")
 
 
 def training() -> dashboard_builders.Dashboard:
@@ -555,12 +551,10 @@ def training() -> dashboard_builders.Dashboard:
         .with_row(dashboard_builders.Row("Jobs"))
         .with_panel(
             graph(
-                "Jobs in the last hour",
-                "Training and tuning jobs started, succeeded and failed.",
-                Query(
-                    f"sum by (kind, status) (increase({m('movierec_jobs_total')}[1h]))",
-                    "{{kind}} {{status}}",
-                ),
+                "Jobs since the server started",
+                "Training and tuning jobs started, succeeded and failed (a step per job: jobs "
+                "are rare, and a counter's first increment is invisible to increase()).",
+                Query(f"sum by (kind, status) ({m('movierec_jobs_total')})", "{{kind}} {{status}}"),
             )
         )
         .with_panel(

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,14 +17,13 @@ import httpx
 import pytest
 import yaml
 
-from tests.servers import free_port
+from tests.servers import _process, _wait_until_ready, free_port
 
 ROOT = Path(__file__).parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULE_FILES = [PROMETHEUS_DIR / "recording_rules.yml", PROMETHEUS_DIR / "alerts.yml"]
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*_test.yml"))
-START_SECONDS = 60
 
 
 def tool(name: str) -> Path:
@@ -90,35 +88,13 @@ def prometheus_server(config: dict[str, Any], folder: Path) -> Iterator[str]:
         # Debian's build looks for its console files under /etc; none are needed here.
         f"--web.console.templates={folder}",
         f"--web.console.libraries={folder}",
+        # Its output goes to a pipe nobody reads until it exits: keep it to a few lines.
+        "--log.level=warn",
     ]
-    log = (folder / "prometheus.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_ready(process, url, folder / "prometheus.log")
+    with _process(command, dict(os.environ)) as process:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_ready(process, f"{url}/-/ready")
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"prometheus exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"prometheus at {url} was not ready in {START_SECONDS} s")
 
 
 def query(url: str, promql: str) -> list[dict[str, Any]]:
