@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from movierec.serving.schemas import (
     AnonymousRequest,
+    DriftResponse,
     Filters,
     GenresResponse,
     HealthResponse,
@@ -189,6 +190,15 @@ class MovierecClient:
     def online(self, days: float | None = None) -> OnlineResponse:
         """Online hit and positive rates per model version (horizon ``days``: the server's)."""
         return self._get("/monitoring/online", OnlineResponse, {"days": days})
+
+    def drift(self, start: int | None = None, end: int | None = None) -> DriftResponse:
+        """Data drift of the ratings in ``[start, end)`` (epoch seconds; default: all since the
+        served model's training data) from that data; 409 when the model records none."""
+        return self._get("/monitoring/drift", DriftResponse, {"start": start, "end": end})
+
+    def drift_report_url(self) -> str:
+        """The address of the Evidently HTML report of the default window."""
+        return f"{self.base_url}/monitoring/drift/report"
 
     # ------------------------------------------------------------ movies
 

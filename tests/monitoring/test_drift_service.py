@@ -24,7 +24,9 @@ from movierec.serving.app import create_app
 from movierec.training import tracking
 from movierec.training.pipeline import ModelSpec, PipelineConfig, run_pipeline
 from movierec.training.scheduler import champion_snapshot, retrain_on_drift
-from tests.serving.conftest import settings_for
+from tests.serving.conftest import ml_model_dir, ml_settings, ml_small, settings_for
+
+__all__ = ["ml_model_dir", "ml_settings", "ml_small"]  # fixtures shared with the serving tests
 
 PIPELINE = PipelineConfig(dataset="ml-latest-small", models=[ModelSpec(model="popularity")])
 FUTURE = 1_893_456_000  # 2030-01-01: after every MovieLens rating
@@ -242,3 +244,12 @@ def test_schedule_on_drift_retrains(drifted: Settings, cli_env: None) -> None:
     assert result.exit_code == 0, result.output
     assert "data drift in" in result.output
     assert "new_users" in result.output
+
+
+def test_a_model_without_its_training_data_is_a_conflict(ml_settings: Settings) -> None:
+    # A saved model outside the registry records no snapshot: nothing to compare with.
+    with TestClient(create_app(ml_settings)) as client:
+        for route in ("/monitoring/drift", "/monitoring/drift/report"):
+            answer = client.get(route)
+            assert answer.status_code == 409
+            assert "does not record its training snapshot" in answer.json()["detail"]

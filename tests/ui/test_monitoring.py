@@ -40,3 +40,17 @@ def test_served_quality_and_online_feedback_of_the_champion(ui: AppTest, api_url
     assert online["rated"] >= 1
     assert online["rated ≥ positive"] >= 1
     assert 0 < online["hit rate %"] <= 100
+
+
+def test_data_drift_of_a_new_crowd(ui: AppTest, api_url: str) -> None:
+    ratings = [
+        {"user_id": 900_000 + n % 10, "movie_id": movie, "rating": 1.0}
+        for n, movie in enumerate([1, 2, 3, 6, 10, 16, 19, 21, 25, 32] * 3)
+    ]
+    httpx.post(f"{api_url}/ratings", json={"ratings": ratings}).raise_for_status()
+    on_page(ui, "monitoring")
+    drifted = next(m for m in ui.metric if m.label == "Features drifted")
+    assert not drifted.value.startswith("0 of")
+    features = _table_with(ui, "threshold").set_index("feature")
+    assert bool(features.loc["new users", "drifted"])  # every one of them is new to the model
+    assert next(m for m in ui.metric if m.label == "Verdict").value in {"drift", "no drift"}

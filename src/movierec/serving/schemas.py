@@ -427,3 +427,49 @@ class OnlineResponse(Response):
     horizon_days: float
     positive_rating: float
     versions: list[OnlineVersionFigures]
+
+
+# ---------------------------------------------------------------- monitoring: data drift
+
+
+class FeatureDriftModel(Response):
+    """One feature's comparison."""
+
+    feature: str = Field(description="rating, user_activity, item_popularity, genre_mix, ...")
+    statistic: str = Field(description="e.g. jensen_shannon_distance, ks_p_value")
+    test: str
+    value: float
+    threshold: float
+    drifted: bool
+    details: dict[str, float | int | str] = Field(
+        description="Small figures behind the statistic, e.g. reference and current shares."
+    )
+
+
+class SkippedFeatureModel(Response):
+    feature: str
+    reason: str
+
+
+class DriftWindow(Response):
+    start: int = Field(description="Epoch seconds, included.")
+    end: int | None = Field(description="Epoch seconds, excluded; null: up to now.")
+
+
+class DriftResponse(Response):
+    """Every feature's comparison and the verdict."""
+
+    status: Literal["compared", "nothing_to_compare"]
+    verdict: str = Field(description="drift, no drift, or nothing to compare")
+    message: str
+    snapshot_hash: str
+    window: DriftWindow
+    reference_ratings: int
+    current_ratings: int
+    drift_share: float = Field(description="Share of the compared features that drifted.")
+    drift_share_threshold: float
+    drift_detected: bool
+    drifted_features: list[str]
+    features: list[FeatureDriftModel]
+    skipped: list[SkippedFeatureModel]
+    checked_at: float = Field(description="Epoch seconds.")

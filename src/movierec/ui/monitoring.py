@@ -8,6 +8,7 @@ import altair as alt
 import pandas as pd
 
 from movierec.serving.schemas import (
+    DriftResponse,
     OnlineResponse,
     ServedHistoryResponse,
     ServedStatsResponse,
@@ -121,6 +122,41 @@ def online_chart(report: OnlineResponse) -> alt.LayerChart:
     )
     whiskers = base.mark_errorbar(color="black").encode(x="low:Q", x2="high:Q")
     return bars + whiskers
+
+
+def drift_table(report: DriftResponse) -> pd.DataFrame:
+    """One row per compared feature: the test, its value against its threshold, the verdict."""
+    return pd.DataFrame(
+        [
+            {
+                "feature": f.feature.replace("_", " "),
+                "test": f.test,
+                "statistic": f.statistic.replace("_", " "),
+                "value": f.value,
+                "threshold": f.threshold,
+                "drifted": f.drifted,
+            }
+            for f in report.features
+        ]
+    )
+
+
+def drift_chart(report: DriftResponse) -> alt.LayerChart:
+    """Each feature's statistic as a bar (red when it drifted) and its threshold as a tick."""
+    frame = drift_table(report)
+    frame["verdict"] = frame["drifted"].map({True: "drifted", False: "stable"})
+    base = alt.Chart(frame).encode(y=alt.Y("feature:N", title=None, sort=None))
+    bars = base.mark_bar().encode(
+        x=alt.X("value:Q", title="statistic (tick: its threshold)"),
+        color=alt.Color(
+            "verdict:N",
+            title=None,
+            scale=alt.Scale(domain=["stable", "drifted"], range=["#4c78a8", "#e45756"]),
+        ),
+        tooltip=["feature", "test", "statistic", "value", "threshold"],
+    )
+    ticks = base.mark_tick(color="black", thickness=2, size=18).encode(x="threshold:Q")
+    return bars + ticks
 
 
 def _percent(value: float | None) -> float | None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
 
 from movierec.config import Settings
 from movierec.monitoring.drift import (
@@ -23,7 +22,8 @@ from movierec.monitoring.drift import (
 )
 from movierec.monitoring.drift_monitor import DriftMonitor
 from movierec.serving.deps import ServiceDep, SettingsDep, errors
-from movierec.serving.service import RecommenderService
+from movierec.serving.schemas import DriftResponse
+from movierec.serving.service import NoModelError, RecommenderService
 
 router = APIRouter(prefix="/monitoring", tags=["monitoring"])
 
@@ -36,56 +36,13 @@ EndQuery = Annotated[
 ]
 
 
-class FeatureDriftModel(BaseModel):
-    """One feature's comparison."""
-
-    feature: str = Field(description="rating, user_activity, item_popularity, genre_mix, ...")
-    statistic: str = Field(description="e.g. jensen_shannon_distance, ks_p_value")
-    test: str
-    value: float
-    threshold: float
-    drifted: bool
-    details: dict[str, float | int | str] = Field(
-        description="Small figures behind the statistic, e.g. reference and current shares."
-    )
-
-
-class SkippedFeatureModel(BaseModel):
-    feature: str
-    reason: str
-
-
-class DriftWindow(BaseModel):
-    start: int = Field(description="Epoch seconds, included.")
-    end: int | None = Field(description="Epoch seconds, excluded; null: up to now.")
-
-
-class DriftResponse(BaseModel):
-    """Every feature's comparison and the verdict."""
-
-    status: Literal["compared", "nothing_to_compare"]
-    verdict: str = Field(description="drift, no drift, or nothing to compare")
-    message: str
-    snapshot_hash: str
-    window: DriftWindow
-    reference_ratings: int
-    current_ratings: int
-    drift_share: float = Field(description="Share of the compared features that drifted.")
-    drift_share_threshold: float
-    drift_detected: bool
-    drifted_features: list[str]
-    features: list[FeatureDriftModel]
-    skipped: list[SkippedFeatureModel]
-    checked_at: float = Field(description="Epoch seconds.")
-
-
-@router.get("/drift", responses=errors(422, 503))
+@router.get("/drift", responses=errors(409, 422, 503))
 def data_drift(
     service: ServiceDep, settings: SettingsDep, start: StartQuery = None, end: EndQuery = None
 ) -> DriftResponse:
     """Drift of the window's ratings (by default: all since the served model's training
     snapshot) from that snapshot, feature by feature, and the verdict."""
-    with _unavailable_is_503():
+    with _without_reference_is_409():
         report = check_drift(settings, service.store, _served_snapshot(service), start, end)
     return DriftResponse.model_validate(report.to_dict())
 
@@ -93,13 +50,13 @@ def data_drift(
 @router.get(
     "/drift/report",
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}}, **errors(422, 503)},
+    responses={200: {"content": {"text/html": {}}}, **errors(409, 422, 503)},
 )
 def data_drift_report(
     service: ServiceDep, settings: SettingsDep, start: StartQuery = None, end: EndQuery = None
 ) -> HTMLResponse:
     """Evidently's data drift report of the same window (samples of at most 100k ratings)."""
-    with _unavailable_is_503():
+    with _without_reference_is_409():
         inputs = drift_inputs(settings, service.store, _served_snapshot(service), start, end)
     return HTMLResponse(drift_html(inputs, drift_share=settings.drift_share))
 
@@ -117,15 +74,17 @@ def collector(settings: Settings, service: RecommenderService) -> DriftMonitor:
 def _served_snapshot(service: RecommenderService) -> str | None:
     info = service.state.info
     if info is None:
-        raise DriftUnavailableError(
+        raise NoModelError(
             "no model is loaded: drift compares the ratings with the served model's training data"
         )
     return info.snapshot_hash
 
 
 @contextmanager
-def _unavailable_is_503() -> Iterator[None]:
+def _without_reference_is_409() -> Iterator[None]:
+    """A served model whose training data is unknown here: nothing to compare with (409, the
+    state of the server, not a failure; no model at all stays a 503)."""
     try:
         yield
     except DriftUnavailableError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc

@@ -13,11 +13,14 @@ from itertools import pairwise
 import pandas as pd
 import streamlit as st
 
+from movierec.client import RequestRejectedError
 from movierec.ui.api import call, client
 from movierec.ui.metrics import Scrape, parse_metrics
 from movierec.ui.monitoring import (
     QUALITY_SERIES,
     WINDOW_LABELS,
+    drift_chart,
+    drift_table,
     online_chart,
     online_table,
     served_history_frame,
@@ -114,6 +117,33 @@ def online_feedback() -> None:
     st.dataframe(online_table(report), hide_index=True)
 
 
+def data_drift() -> None:
+    st.caption(
+        "The ratings that arrived since the served model's training data, compared with that "
+        "data feature by feature (Evidently's tests: distances on large samples, p-values on "
+        "small ones)."
+    )
+    try:
+        report = call(lambda: client().drift(), "Comparing the data (seconds on a large store)")
+    except RequestRejectedError as exc:  # a model without its training data: nothing to compare
+        st.info(exc.detail, icon=":material/info:")
+        return
+    cols = st.columns(3)
+    cols[0].metric("Verdict", report.verdict)
+    compared = len(report.features)
+    cols[1].metric("Features drifted", f"{len(report.drifted_features)} of {compared}")
+    cols[2].metric("New ratings", f"{report.current_ratings:,}")
+    st.caption(report.message)
+    if report.status == "compared":
+        st.altair_chart(drift_chart(report), use_container_width=True)
+        st.dataframe(drift_table(report), hide_index=True)
+    for skipped in report.skipped:
+        st.caption(f"{skipped.feature.replace('_', ' ')}: {skipped.reason}")
+    st.link_button(
+        "Open Evidently's report", client().drift_report_url(), icon=":material/open_in_new:"
+    )
+
+
 with traffic:
     st.caption("Live from the API's Prometheus metrics (`/metrics`), refreshed every 5 seconds.")
     live()
@@ -121,3 +151,5 @@ with quality:
     served_quality()
 with online:
     online_feedback()
+with drift:
+    data_drift()
