@@ -9,7 +9,15 @@ baseline, in the same process, computes the same numeric features the obvious wa
 pandas columns (``groupby`` counts mapped onto every rating) and scipy on the raw 21M values.
 Targets: <= 10 s and <= 4 GB for the cold check.
 
-Usage: python benchmarks/monitoring.py [--section drift] [--small] [--current N] [--json FILE]
+Section ``served``: what the serving monitor's thread does for one second of traffic at
+``--rate`` lists/s (the serving benchmark's rate on this machine): add the lists to the
+served-quality figures, and write their impressions (one row a list, one insert a batch); the
+baseline logs the same impressions as a request-path logger would (a row per movie shown, a
+commit per list). Then online feedback over ``--kept`` logged lists (the retention's default
+cap), in a fresh process: its time and peak RSS.
+
+Usage: python benchmarks/monitoring.py [--section drift|served] [--small] [--current N]
+    [--rate N] [--kept N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -153,7 +161,123 @@ def _print_drift(ours: dict[str, Any], naive: dict[str, Any]) -> None:
           f"{'PASS' if memory_ok else 'FAIL'}")  # fmt: skip
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"drift": drift_section}
+def served_section(args: argparse.Namespace) -> dict[str, Any]:
+    """The serving monitor's work for one second of traffic at ``--rate`` lists/s, against
+    logging each impression on the request path; then online feedback over ``--kept`` lists."""
+    import numpy as np
+
+    from movierec.config import Settings
+    from movierec.data.interactions import Interactions
+    from movierec.data.synth import generate
+    from movierec.models import create_model
+    from movierec.monitoring.batch import ServedList
+    from movierec.monitoring.online import ImpressionLog, ImpressionStore
+    from movierec.monitoring.served import ServedQuality
+    from movierec.serving.catalog import Catalog, ModelView
+    from movierec.serving.loading import ModelInfo
+
+    print(f"\n## Serving monitor: {args.rate:,} lists/s, online feedback over {args.kept:,} lists")
+    data = generate(7_000, 3_000, 1_000_000, seed=args.seed)
+    model = create_model("popularity").fit(
+        Interactions.from_frames(data.ratings, data.movies, rating_scale=data.rating_scale)
+    )
+    view = ModelView.build(model, Catalog.from_frame(data.movies))
+    info = ModelInfo(name="popularity", version=1, source="registry", run_id=None)
+    rng = np.random.default_rng(args.seed)
+    with tempfile.TemporaryDirectory(prefix="movierec-bench-served-") as tmp:
+        folder = Path(tmp)
+        settings = Settings(_env_file=None, data_dir=folder)  # type: ignore[call-arg]
+        store = ImpressionStore(settings.store_url)
+        store.ingest(data)
+        now = time.time()
+
+        def second(offset: float) -> list[ServedList]:
+            users = rng.integers(0, 7_000, args.rate)
+            items = rng.integers(0, view.model.n_items, (args.rate, 10))
+            return [ServedList(view, info, "personalized", int(u), row.tolist(), 10, now + offset)
+                    for u, row in zip(users, items, strict=True)]  # fmt: skip
+
+        batches = [second(i) for i in range(args.seconds)]
+        quality, log = ServedQuality(folder / "served"), ImpressionLog(store, settings)
+        served_ms = _ms_per_batch(quality.add, batches)
+        logged_ms = _ms_per_batch(log.add, batches)
+        naive_ms = _ms_per_batch(lambda batch: _naive_log(store, batch), batches[:1])
+        online = _online_at_scale(store, log, second, args.kept, settings)
+    figures = {"rate": args.rate, "served_ms_per_s": served_ms, "impressions_ms_per_s": logged_ms,
+               "naive_impressions_ms_per_s": naive_ms, **online}  # fmt: skip
+    print(f"served quality: {served_ms:.1f} ms of CPU per second of traffic "
+          f"({served_ms / 10:.2f}% of a core)")  # fmt: skip
+    print(f"impression log: {logged_ms:.1f} ms per second of traffic ({logged_ms / 10:.2f}% of a "
+          f"core); naive (a row per movie, a commit per list): {naive_ms:,.0f} ms, "
+          f"{naive_ms / logged_ms:,.0f}x more")  # fmt: skip
+    print(f"online feedback over {args.kept:,} lists: {online['online_s']:.1f} s, "
+          f"peak RSS {online['online_peak_rss_bytes'] / GB:.2f} GB")  # fmt: skip
+    return figures
+
+
+def _ms_per_batch(add: Callable[[Any], Any], batches: list[Any]) -> float:
+    started = time.perf_counter()
+    for batch in batches:
+        add(batch)
+    return 1000 * (time.perf_counter() - started) / len(batches)
+
+
+def _naive_log(store: Any, batch: list[Any]) -> None:
+    """What a logger on the request path does: a row per movie shown, a commit per list."""
+    import sqlalchemy as sa
+
+    insert = sa.text(
+        "INSERT INTO impressions (user_id, model, version, strategy, shown_at, movie_ids)"
+        " VALUES (:user_id, 'naive', '1', 'personalized', :shown_at, :movie_id)"
+    )
+    for served in batch:
+        with store._write() as conn:
+            for item in served.items:
+                conn.execute(insert, {"user_id": served.user_id, "shown_at": int(served.at),
+                                      "movie_id": str(item)})  # fmt: skip
+    with store._write() as conn:  # the baseline's rows are no part of what is measured next
+        conn.execute(sa.text("DELETE FROM impressions WHERE model = 'naive'"))
+
+
+def _online_at_scale(
+    store: Any, log: Any, second: Callable[[float], list[Any]], kept: int, settings: Any
+) -> dict[str, Any]:
+    """Fill the log to ``kept`` lists, rate some shown movies, then time online feedback in a
+    fresh process (its peak RSS is its own)."""
+    import pandas as pd
+
+    logged = 0
+    while logged < kept:
+        batch = second(0.0)[: kept - logged]
+        log.add(batch)
+        logged += len(batch)
+    shown = store.impressions_since(0).head(50_000)
+    firsts = [int(m.split(",")[0]) for m in shown["movie_ids"]]  # each list's top movie
+    pairs = list(zip(shown["user_id"], firsts, strict=True))
+    rated = pd.DataFrame(pairs, columns=["user_id", "item_id"]).drop_duplicates()
+    rated["rating"] = 4.0
+    rated["timestamp"] = int(time.time()) + 60
+    store.append_many(rated)
+    return _in_fresh_process(_online_check, Path(settings.data_dir))
+
+
+def _online_check(folder: Path) -> dict[str, Any]:
+    from movierec.monitoring.online import ImpressionStore, online_feedback
+
+    store = ImpressionStore(f"sqlite:///{folder / 'movierec.db'}")
+    started = time.perf_counter()
+    report = online_feedback(store, horizon_days=7, positive_rating=4.0)
+    return {
+        "online_s": time.perf_counter() - started,
+        "online_peak_rss_bytes": rss_bytes(),
+        "online_impressions": sum(v.impressions for v in report.versions),
+    }
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "drift": drift_section,
+    "served": served_section,
+}
 
 
 def main() -> None:
@@ -161,6 +285,14 @@ def main() -> None:
     parser.add_argument("--section", choices=[*SECTIONS, "all"], default="all")
     add_size_arguments(parser)
     parser.add_argument("--current", type=int, default=1_000_000, help="current ratings")
+    parser.add_argument(
+        "--rate", type=int, default=3_500,
+        help="lists served per second (about the serving benchmark's user route, 2 workers)",
+    )  # fmt: skip
+    parser.add_argument("--seconds", type=int, default=10, help="seconds of traffic timed")
+    parser.add_argument(
+        "--kept", type=int, default=1_000_000, help="impressions kept for online feedback"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures there")
     args = parser.parse_args()
     resolve_sizes(args)
