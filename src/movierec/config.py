@@ -51,7 +51,8 @@ class Settings(BaseSettings):
         impressions_sample_rate: The share of users whose impressions (lists served) are
             logged for online feedback (chosen by a hash of the user id).
         impressions_retention_days: How long impressions are kept.
-        impressions_max_rows: The most impressions (lists) kept; the oldest go first.
+        impressions_max_rows: The most impressions (lists) kept; the oldest go first (online
+            feedback over a million lists takes seconds: see benchmarks/monitoring.py).
         online_horizon_days: How long after a showing a rating of a shown movie counts as
             online feedback on it.
         positive_rating: The rating from which online feedback counts as positive.
@@ -88,7 +89,7 @@ class Settings(BaseSettings):
     serving_monitor: bool = True
     impressions_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     impressions_retention_days: float = Field(default=30.0, gt=0.0)
-    impressions_max_rows: int = Field(default=5_000_000, ge=1)
+    impressions_max_rows: int = Field(default=1_000_000, ge=1)
     online_horizon_days: float = Field(default=7.0, gt=0.0)
     positive_rating: float = 4.0
     drift_share: float = Field(default=0.5, gt=0.0, le=1.0)

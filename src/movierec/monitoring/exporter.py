@@ -23,7 +23,8 @@ from movierec.monitoring.served import STRATEGIES, read_figures
 
 logger = logging.getLogger(__name__)
 
-ONLINE_REFRESH_SECONDS = 60.0
+ONLINE_REFRESH_SECONDS = 300.0  # rates move slowly; a refresh over a full log takes seconds
+EMPTY_REFRESH_SECONDS = 10.0  # until the first impressions are logged: they show up soon
 VERSION = ["model", "version"]
 WINDOWED = [*VERSION, "window"]
 _QUALITY = {  # gauge name: (help, the WindowFigures field)
@@ -97,11 +98,12 @@ class OnlineCollector:
         self._refreshing = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
-        if time.monotonic() - self._computed_at >= ONLINE_REFRESH_SECONDS and (
+        report = self._report
+        every = ONLINE_REFRESH_SECONDS if report and report.versions else EMPTY_REFRESH_SECONDS
+        if time.monotonic() - self._computed_at >= every and (
             self._refreshing.acquire(blocking=False)
         ):
             threading.Thread(target=self._refresh, daemon=True).start()
-        report = self._report
         if report is None:
             return
         families = {
