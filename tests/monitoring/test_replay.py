@@ -62,7 +62,7 @@ def test_replayed_future_matches_the_offline_figures(
         time.sleep(FLUSH_WAIT)
         online = api.get("/monitoring/online").json()["versions"]
         stats = api.get("/monitoring/stats").json()["versions"]
-        metrics = api.get("/metrics").text
+        metrics = _scrape_until(api, "movierec_online_hit_rate")
 
     # Offline, on the same data: the model's own lists, and the future ratings of their movies.
     indices = [model.user_index_of(int(u)) for u in users]
@@ -88,6 +88,10 @@ def test_replayed_future_matches_the_offline_figures(
     assert day["lists"] == len(users)  # both workers' lists, added up
     assert day["distinct_movies"] == len({m for movies in offline.values() for m in movies})
     assert day["coverage"] == pytest.approx(day["distinct_movies"] / model.n_items)
+    hit_rate = re.search(r'^movierec_online_hit_rate\{model="als",version="none"\} (\S+)$', metrics,
+                         re.MULTILINE)  # fmt: skip
+    assert hit_rate is not None
+    assert float(hit_rate.group(1)) == pytest.approx(len(hits) / len(pairs))
     lists = re.findall(r"^movierec_served_lists_total\{[^}]*\} (\S+)$", metrics, re.MULTILINE)
     assert sum(float(v) for v in lists) == len(users)
 
@@ -98,3 +102,14 @@ def _recommended(url: str, user: int) -> list[int]:
     assert answer.status_code == 200
     assert answer.json()["strategy"] == "personalized"
     return [item["movie_id"] for item in answer.json()["items"]]
+
+
+def _scrape_until(api: httpx.Client, family: str) -> str:
+    """``/metrics`` once ``family`` is in it (online feedback is computed after a first scrape,
+    in the background)."""
+    deadline = time.monotonic() + 30
+    text = api.get("/metrics").text
+    while family not in text and time.monotonic() < deadline:
+        time.sleep(0.5)
+        text = api.get("/metrics").text
+    return text
