@@ -44,7 +44,7 @@ PIPELINE = PipelineConfig(
 ADMIN = {"X-API-Key": API_KEY}
 KNOWN_USERS = range(1, 41)
 UNKNOWN_USER = 10_000_000
-WAIT_SECONDS = 150  # the online figures refresh once a minute; a training job takes a while
+WAIT_SECONDS = 150  # the online figures are computed in the background; a job takes a while
 
 
 @dataclass
@@ -110,8 +110,8 @@ def test_prometheus_reads_the_served_figures_back(
     ingested = query(prometheus, f"sum(movierec_ratings_ingested_total{{{selector}}})")
     assert value(ingested[0]) == traffic.ratings
 
-    # The online figures are recomputed at most once a minute: wait until they are scraped.
-    wait_for(prometheus, f"movierec_online_hit_rate{{{selector}}} > 0", bool)
+    # The online figures are computed in the background, not at once: wait until scraped.
+    wait_for(prometheus, f"movierec_online_hit_rate{{{selector}}}", bool)
     wait_for(
         prometheus,
         f'ALERTS{{alertname="MovierecTrainingJobFailed", alertstate="firing", {selector}}}',
