@@ -205,9 +205,10 @@ def online_feedback(
     joined["positive"] = joined["hit"] & (joined["rating"] >= positive_rating)
     joined["pending"] = joined["last"] + horizon > now
     lists = np.bincount(codes, minlength=len(versions))
+    labels = [(str(model), str(version)) for model, version in versions]
     feedback = [
-        _version_feedback(*map(str, versions[code]), group, int(lists[code]))
-        for code, group in joined.groupby("version_code", sort=False)
+        _version_feedback(*labels[code], joined[joined["version_code"] == code], int(lists[code]))
+        for code in np.unique(joined["version_code"].to_numpy()).tolist()
     ]
     feedback.sort(key=lambda entry: (entry.model, entry.version))
     return OnlineReport(since, horizon_days, positive_rating, feedback)
