@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -205,9 +206,8 @@ def online_feedback(
     joined["positive"] = joined["hit"] & (joined["rating"] >= positive_rating)
     joined["pending"] = joined["last"] + horizon > now
     lists = np.bincount(codes, minlength=len(versions))
-    labels = [(str(model), str(version)) for model, version in versions]
     feedback = [
-        _version_feedback(*labels[code], joined[joined["version_code"] == code], int(lists[code]))
+        _version_feedback(versions[code], joined[joined["version_code"] == code], int(lists[code]))
         for code in np.unique(joined["version_code"].to_numpy()).tolist()
     ]
     feedback.sort(key=lambda entry: (entry.model, entry.version))
@@ -252,7 +252,9 @@ def _pairs(shown: pd.DataFrame, codes: npt.NDArray[np.intp]) -> pd.DataFrame:
     )
 
 
-def _version_feedback(model: str, version: str, group: pd.DataFrame, lists: int) -> VersionFeedback:
+def _version_feedback(labels: Any, group: pd.DataFrame, lists: int) -> VersionFeedback:
+    """The figures of one version's pairs; ``labels``: its (model, version)."""
+    model, version = (str(label) for label in labels)
     impressions = len(group)
     rated = int(group["hit"].sum())
     positive = int(group["positive"].sum())
