@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -162,3 +163,27 @@ def test_with_the_api_stopped_a_banner_says_so(page: Page, dead_api_url: str) ->
         expect(page.get_by_role("button", name="Retry")).to_be_visible()
         assert page.locator('[data-testid="stException"]').count() == 0
         screenshot(page, "api-down")
+
+
+@pytest.mark.parametrize(
+    ("tab", "name"),
+    [
+        ("Served quality", "monitoring-served"),
+        ("Online feedback", "monitoring-online"),
+        ("Data drift", "monitoring-drift"),
+    ],
+)
+def test_monitoring_tabs_draw_their_charts(
+    page: Page, ui_url: str, api_url: str, tab: str, name: str
+) -> None:
+    shown = httpx.get(f"{api_url}/users/3/recommendations", params={"k": 5}).json()["items"]
+    rating = {"user_id": 3, "movie_id": shown[0]["movie_id"], "rating": 4.5}
+    httpx.post(f"{api_url}/ratings", json=rating).raise_for_status()
+    page.goto(f"{ui_url}/monitoring")
+    settled(page)
+    page.get_by_role("tab", name=tab).click()
+    panel = page.get_by_role("tabpanel", name=tab)
+    expect(panel.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible(timeout=WAIT_MS)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    screenshot(page, name)

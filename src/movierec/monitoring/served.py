@@ -63,6 +63,7 @@ class ItemFeatures:
     self_information: npt.NDArray[np.float32]
     popularity_percentile: npt.NDArray[np.float32]
     genre_units: npt.NDArray[np.float32] | None  # unit genre vectors; None without genres
+    has_genres: npt.NDArray[np.float32]  # 1 where an item has a genre (|its unit vector|^2)
     n_items: int
 
     @classmethod
@@ -72,10 +73,13 @@ class ItemFeatures:
         users = max(view.model.n_users, 1)
         information = -np.log2(np.maximum(counts, 1.0) / users)
         percentile = (rankdata(counts) - 1) / max(n - 1, 1)
+        units = _genre_units(view, n)
+        has_genres = np.zeros(n + 1, dtype=bool) if units is None else units.any(axis=1)
         return cls(
             self_information=_padded(information),
             popularity_percentile=_padded(percentile),
-            genre_units=_genre_units(view, n),
+            genre_units=units,
+            has_genres=np.asarray(has_genres, dtype=np.float32),
             n_items=n,
         )
 
@@ -217,11 +221,14 @@ class ServedQuality:
 
 def _padded_items(lists: list[ServedList], n_items: int) -> tuple[IntArray, IntArray]:
     """The lists' items as rows of one matrix, padded with ``n_items`` (the zero feature row)."""
-    lengths = np.asarray([len(s.items) for s in lists], dtype=np.int64)
+    items = [served.items for served in lists]
+    lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
     width = max(int(lengths.max()), 1)
+    if (lengths == width).all():  # the usual batch: every list as long as asked
+        return np.array(items, dtype=np.int64), lengths
     padded = np.full((len(lists), width), n_items, dtype=np.int64)
-    for row, served in enumerate(lists):
-        padded[row, : len(served.items)] = served.items
+    for row, found in enumerate(items):
+        padded[row, : len(found)] = found
     return padded, lengths
 
 
@@ -234,7 +241,7 @@ def _per_list(
     count = np.maximum(lengths, 1)
     rows[:, LISTS] = 1.0
     rows[:, ITEMS] = lengths
-    rows[:, SHORT] = lengths < np.asarray([s.k for s in lists])
+    rows[:, SHORT] = lengths < np.fromiter((s.k for s in lists), np.int64, count=len(lists))
     rows[:, EMPTY] = ~nonempty
     rows[:, NOVELTY] = features.self_information[padded].sum(axis=1) / count
     rows[:, POPULARITY] = features.popularity_percentile[padded].sum(axis=1) / count
@@ -243,14 +250,15 @@ def _per_list(
         units = features.genre_units[padded]  # lists x width x genres
         # The sum of the pairwise similarities without the k x k matrix: |sum u|^2 - sum |u|^2.
         total = units.sum(axis=1)
-        pairs = (total * total).sum(axis=1) - (units * units).sum(axis=(1, 2))
+        pairs = (total * total).sum(axis=1) - features.has_genres[padded].sum(axis=1)
         mean = pairs / np.maximum(lengths * (lengths - 1), 1)
         rows[:, DIVERSITY] = np.where(diverse, 1.0 - mean, 0.0)
         rows[:, DIVERSE_LISTS] = diverse
-    for row, served in enumerate(lists):
-        column = STRATEGY_COLUMN.get(served.strategy)
-        if column is not None:
-            rows[row, column] = 1.0
+    columns = np.fromiter(
+        (STRATEGY_COLUMN.get(s.strategy, -1) for s in lists), np.int64, count=len(lists)
+    )
+    known = columns >= 0
+    rows[np.flatnonzero(known), columns[known]] = 1.0
     return rows
 
 
