@@ -234,7 +234,7 @@ def _naive_log(store: Any, batch: list[Any]) -> None:
         with store._write() as conn:
             for item in served.items:
                 conn.execute(insert, {"user_id": served.user_id, "shown_at": int(served.at),
-                                      "movie_id": str(item)})  # fmt: skip
+                                      "movie_id": item.to_bytes(8, "little")})  # fmt: skip
     with store._write() as conn:  # the baseline's rows are no part of what is measured next
         conn.execute(sa.text("DELETE FROM impressions WHERE model = 'naive'"))
 
@@ -252,7 +252,7 @@ def _online_at_scale(
         log.add(batch)
         logged += len(batch)
     shown = store.impressions_since(0).head(50_000)
-    firsts = [int(m.split(",")[0]) for m in shown["movie_ids"]]  # each list's top movie
+    firsts = [int.from_bytes(m[:8], "little") for m in shown["movie_ids"]]  # each list's top
     pairs = list(zip(shown["user_id"], firsts, strict=True))
     rated = pd.DataFrame(pairs, columns=["user_id", "item_id"]).drop_duplicates()
     rated["rating"] = 4.0

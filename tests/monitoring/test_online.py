@@ -125,5 +125,5 @@ def test_a_store_that_refuses_the_write_loses_the_batch_not_the_server(
 def test_movie_ids_are_logged_in_rank_order(store: ImpressionStore, view: ModelView) -> None:
     log_for(store).add([served(view, [40, 10, 30], user=7, at=T, k=3)])
     row = store.impressions_since(0).iloc[0]
-    assert row["movie_ids"] == "40,10,30"
+    assert np.frombuffer(row["movie_ids"], dtype="<i8").tolist() == [40, 10, 30]
     assert np.int64(row["user_id"]) == 7

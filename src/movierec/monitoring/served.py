@@ -36,7 +36,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-from movierec.monitoring.batch import ServedList
+from movierec.monitoring.batch import ServedList, by_view, padded_items
 from movierec.serving.catalog import ModelView
 
 MINUTES = 24 * 60  # the ring: the longest rolling window
@@ -152,10 +152,7 @@ class ServedQuality:
 
     def add(self, batch: list[ServedList]) -> None:
         """Count ``batch`` (lists in the order they were served)."""
-        groups: dict[tuple[int, int], list[ServedList]] = {}
-        for served in batch:
-            groups.setdefault((id(served.view), id(served.info)), []).append(served)
-        for lists in groups.values():
+        for lists in by_view(batch):
             self._add_group(lists)
 
     def _add_group(self, lists: list[ServedList]) -> None:
@@ -167,7 +164,7 @@ class ServedQuality:
             folder = self.folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{info.name}"
             files = VersionFiles(folder, features.n_items, {"model": key[0], "version": key[1]})
             self._files[key] = files
-        padded, lengths = _padded_items(lists, features.n_items)
+        padded, lengths = padded_items(lists, features.n_items)
         rows = _per_list(lists, padded, lengths, features)
         minutes = np.asarray([int(s.at // 60) for s in lists], dtype=np.int64)
         users = np.asarray([-1 if s.user_id is None else s.user_id for s in lists], np.int64)
@@ -217,19 +214,6 @@ class ServedQuality:
         keep = slot < RESERVOIR
         arrays["reservoir"][slot[keep]] = _sample_items(padded[keep], files)
         arrays["reservoir_users"][slot[keep]] = users[keep]
-
-
-def _padded_items(lists: list[ServedList], n_items: int) -> tuple[IntArray, IntArray]:
-    """The lists' items as rows of one matrix, padded with ``n_items`` (the zero feature row)."""
-    items = [served.items for served in lists]
-    lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
-    width = max(int(lengths.max()), 1)
-    if (lengths == width).all():  # the usual batch: every list as long as asked
-        return np.array(items, dtype=np.int64), lengths
-    padded = np.full((len(lists), width), n_items, dtype=np.int64)
-    for row, found in enumerate(items):
-        padded[row, : len(found)] = found
-    return padded, lengths
 
 
 def _per_list(
