@@ -88,7 +88,19 @@ _ROWS_PER_INSERT = 500  # 3,000 parameters: under every driver's and SQLite's li
 
 
 class ImpressionStore(RatingsStore):
-    """The store's reads and writes of impressions."""
+    """The store's reads and writes of impressions.
+
+    On SQLite its connections commit without waiting for the disk (``synchronous = NORMAL``,
+    still crash-safe in WAL mode): a power cut may lose the last impressions, never a rating
+    (the store's own connections keep ``FULL``), and the monitor commits several times a
+    second.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        if self.dialect == "sqlite":
+            sa.event.listen(self._engine, "connect", _commit_without_fsync)
+            self._engine.dispose()  # the connection that made the schema had FULL
 
     def add_impressions(self, rows: list[tuple[object, ...]]) -> None:
         """Insert ``(user_id, model, version, strategy, shown_at, movie_ids)`` rows.
@@ -145,6 +157,10 @@ class ImpressionStore(RatingsStore):
         with self._read() as conn:
             rows = conn.execute(query).all()
         return pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+
+
+def _commit_without_fsync(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 
 
 class ImpressionLog:
