@@ -189,6 +189,14 @@ class MonitorCost:
     on_rps: list[float]
     off_rps: list[float]
     impressions_logged: int  # lists the "on" servers wrote to the store's impression log
+    on_cpu_us: list[float] = field(default_factory=list)  # server CPU per request
+    off_cpu_us: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_cost(self) -> float:
+        """The same for the server's CPU time per request (steadier on a shared machine)."""
+        ratios = [on / off for on, off in zip(self.on_cpu_us, self.off_cpu_us, strict=True)]
+        return statistics.median(ratios) - 1.0
 
     @property
     def cost(self) -> float:
@@ -310,6 +318,18 @@ def tree_rss(root: int) -> int:
         except OSError:
             continue  # it exited meanwhile
     return total
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User plus system CPU time of ``root``'s process tree so far (all their threads)."""
+    ticks = 0
+    for pid in _process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it exited meanwhile
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def connections_per_process(root: int, port: int) -> list[int]:
@@ -566,12 +586,16 @@ def measure_monitor_cost(
                 server.wait_ready()
                 target = (server, script, ids["users"], "user")
                 run_wrk(*target, concurrency=TARGET_CONCURRENCY, seconds=args.warmup, args=args)
+                cpu_before = tree_cpu_seconds(server.process.pid)
                 run = run_wrk(*target, concurrency=TARGET_CONCURRENCY, seconds=args.duration,
                               args=args)  # fmt: skip
+                cpu = tree_cpu_seconds(server.process.pid) - cpu_before
             (cost.on_rps if monitor else cost.off_rps).append(run.rps)
+            per_request = 1e6 * cpu / (run.rps * args.duration)
+            (cost.on_cpu_us if monitor else cost.off_cpu_us).append(per_request)
             print(f"  monitor {'on ' if monitor else 'off'} user c={TARGET_CONCURRENCY}"
-                  f" {run.rps:8,.0f} req/s  p99 {run.p99_ms:6.2f} ms", file=sys.stderr,
-                  flush=True)  # fmt: skip
+                  f" {run.rps:8,.0f} req/s  p99 {run.p99_ms:6.2f} ms  server CPU"
+                  f" {per_request:.0f} µs/request", file=sys.stderr, flush=True)  # fmt: skip
     cost.impressions_logged = _impression_count(data_dir) - before
     results.monitor = cost
 
@@ -679,7 +703,9 @@ def render(results: Results) -> str:
             f" {_rates(cost.on_rps)} req/s, off {_rates(cost.off_rps)} req/s; it costs"
             f" {cost.cost:.1%} of throughput (target < {MONITOR_MAX_COST:.0%}:"
             f" {_verdict(cost.cost < MONITOR_MAX_COST)}), with"
-            f" {cost.impressions_logged:,} impressions logged.",
+            f" {cost.impressions_logged:,} impressions logged. The server's CPU time per"
+            f" request: on {_rates(cost.on_cpu_us)} µs, off {_rates(cost.off_cpu_us)} µs,"
+            f" {cost.cpu_cost:+.1%} with the monitor (median round).",
         ]
     naive = results.naive
     if naive is not None:
@@ -805,7 +831,8 @@ def main(argv: list[str] | None = None) -> int:
             starts=[asdict(s) for s in results.starts],
             runs=[asdict(r) for r in results.runs],
             naive=asdict(results.naive) if results.naive else None,
-            monitor=asdict(results.monitor) | {"cost": results.monitor.cost}
+            monitor=asdict(results.monitor)
+            | {"cost": results.monitor.cost, "cpu_cost": results.monitor.cpu_cost}
             if results.monitor
             else None,
         )

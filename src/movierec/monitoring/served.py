@@ -166,8 +166,11 @@ class ServedQuality:
             self._files[key] = files
         padded, lengths = padded_items(lists, features.n_items)
         rows = _per_list(lists, padded, lengths, features)
-        minutes = np.asarray([int(s.at // 60) for s in lists], dtype=np.int64)
-        users = np.asarray([-1 if s.user_id is None else s.user_id for s in lists], np.int64)
+        count = len(lists)
+        minutes = np.fromiter((s.at for s in lists), np.float64, count=count).astype(np.int64) // 60
+        users = np.fromiter(  # -1: a visitor
+            (-1 if s.user_id is None else s.user_id for s in lists), np.int64, count=count
+        )
         arrays = files.arrays
         arrays["totals"][:] += rows.sum(axis=0)
         for minute in np.unique(minutes):
