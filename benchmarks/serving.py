@@ -21,9 +21,10 @@ the seconds from the process start to ``/ready`` answering 200 and to every work
 finished its start-up.
 
 The serving monitor (served quality and the impression log, on by default) is then measured by
-its cost: the ``user`` route at concurrency 32 against servers with it on and off, rounds
-alternated (``--monitor-rounds``), reported as the share of throughput it takes (target < 5%)
-and the impressions the "on" servers logged at that rate.
+its cost: the ``user`` route at concurrency 32 against two servers running side by side, one
+with it on and one with it off, in short runs alternated (``--monitor-rounds`` of
+``--monitor-seconds``), reported as the median round's share of throughput it takes (target
+< 5%), the server CPU per request on and off, and the impressions logged at that rate.
 
 In the same run, the naive way many tutorials serve a rating model (predict every movie one at a
 time in a Python loop, drop the seen ones, sort) is timed on a few users of the same model and
@@ -201,8 +202,8 @@ class MonitorCost:
     @property
     def cost(self) -> float:
         """The share of throughput the monitor costs: the median over the rounds of each
-        round's on/off ratio (a round's two runs are minutes apart; a VM's slow spell, which
-        can take a fifth of one run's throughput, moves one round, not the answer)."""
+        round's on/off ratio (a slow spell of the VM, which can take a fifth of one run's
+        throughput, moves a round or two, not the median)."""
         ratios = [on / off for on, off in zip(self.on_rps, self.off_rps, strict=True)]
         return 1.0 - statistics.median(ratios)
 
@@ -210,16 +211,20 @@ class MonitorCost:
 # --- preparing the data -------------------------------------------------------------------------
 
 
-def _environment(data_dir: Path, *, monitor: bool = True) -> dict[str, str]:
+def _environment(
+    data_dir: Path, *, monitor: bool = True, impressions: float = 1.0
+) -> dict[str, str]:
     """This process's environment pointed at the benchmark's data dir and nothing else.
 
     Every ``MOVIEREC_*`` variable of the caller (a database URL, a registry) is dropped, so the
     server serves the benchmark's SQLite store and saved model only; ``monitor`` turns the
-    serving monitor (served quality and impressions) on, as by default, or off.
+    serving monitor (served quality and impressions) on, as by default, or off, and
+    ``impressions`` is the share of users whose impressions it logs.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEREC_")}
     env["MOVIEREC_DATA_DIR"] = str(data_dir)
     env["MOVIEREC_SERVING_MONITOR"] = "true" if monitor else "false"
+    env["MOVIEREC_IMPRESSIONS_SAMPLE_RATE"] = str(impressions)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return env
 
@@ -355,7 +360,9 @@ def connections_per_process(root: int, port: int) -> list[int]:
 class Server:
     """``movierec serve`` in a subprocess, as a user starts it; a context manager."""
 
-    def __init__(self, data_dir: Path, workers: int, *, monitor: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, workers: int, *, monitor: bool = True, impressions: float = 1.0
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -363,7 +370,7 @@ class Server:
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             command,
-            env=_environment(data_dir, monitor=monitor),
+            env=_environment(data_dir, monitor=monitor, impressions=impressions),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -572,38 +579,55 @@ def measure_server(
 def measure_monitor_cost(
     args: argparse.Namespace, data_dir: Path, folder: Path, results: Results
 ) -> None:
-    """The user route at the target concurrency, monitor on then off, ``--monitor-rounds``
-    times: alternating spreads the machine's drift over both sides."""
+    """The user route at the target concurrency against two servers started side by side, the
+    monitor on in one and off in the other, in short alternating runs (``--monitor-rounds``
+    of ``--monitor-seconds``, the order swapped each round): this virtual machine's speed
+    drifts by a fifth within a minute, and runs seconds apart see the same drift."""
     ids = write_id_files(data_dir, folder)
     script = folder / "load.lua"
     script.write_text(WRK_LUA)
     workers = args.workers[-1]
     cost = MonitorCost(workers, [], [], 0)
     before = _impression_count(data_dir)
-    for _ in range(args.monitor_rounds):
-        for monitor in (True, False):
-            with Server(data_dir, workers, monitor=monitor) as server:
-                server.wait_ready()
-                target = (server, script, ids["users"], "user")
-                run_wrk(*target, concurrency=TARGET_CONCURRENCY, seconds=args.warmup, args=args)
-                cpu_before = tree_cpu_seconds(server.process.pid)
-                run = run_wrk(*target, concurrency=TARGET_CONCURRENCY, seconds=args.duration,
-                              args=args)  # fmt: skip
-                cpu = tree_cpu_seconds(server.process.pid) - cpu_before
-            (cost.on_rps if monitor else cost.off_rps).append(run.rps)
-            per_request = 1e6 * cpu / (run.rps * args.duration)
-            (cost.on_cpu_us if monitor else cost.off_cpu_us).append(per_request)
-            print(f"  monitor {'on ' if monitor else 'off'} user c={TARGET_CONCURRENCY}"
-                  f" {run.rps:8,.0f} req/s  p99 {run.p99_ms:6.2f} ms  server CPU"
-                  f" {per_request:.0f} µs/request", file=sys.stderr, flush=True)  # fmt: skip
+    with (
+        Server(data_dir, workers, impressions=args.impressions) as on,
+        Server(data_dir, workers, monitor=False) as off,
+    ):
+        on.wait_ready()
+        off.wait_ready()
+        for server in (on, off):
+            run_wrk(server, script, ids["users"], "user", concurrency=TARGET_CONCURRENCY,
+                    seconds=args.warmup, args=args)  # fmt: skip
+        for round_number in range(args.monitor_rounds):
+            order = (on, off) if round_number % 2 == 0 else (off, on)
+            for server in order:
+                _monitor_run(server, script, ids["users"], args, monitor=server is on, cost=cost)
     cost.impressions_logged = _impression_count(data_dir) - before
     results.monitor = cost
+
+
+def _monitor_run(
+    server: Server, script: Path, ids: Path, args: argparse.Namespace, *, monitor: bool,
+    cost: MonitorCost,
+) -> None:  # fmt: skip
+    cpu_before = tree_cpu_seconds(server.process.pid)
+    run = run_wrk(server, script, ids, "user", concurrency=TARGET_CONCURRENCY,
+                  seconds=args.monitor_seconds, args=args)  # fmt: skip
+    per_request = (
+        1e6 * (tree_cpu_seconds(server.process.pid) - cpu_before) / (run.rps * args.monitor_seconds)
+    )
+    (cost.on_rps if monitor else cost.off_rps).append(run.rps)
+    (cost.on_cpu_us if monitor else cost.off_cpu_us).append(per_request)
+    print(f"  monitor {'on ' if monitor else 'off'} user c={TARGET_CONCURRENCY}"
+          f" {run.rps:8,.0f} req/s  p99 {run.p99_ms:6.2f} ms  server CPU"
+          f" {per_request:.0f} µs/request", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _impression_count(data_dir: Path) -> int:
     with sqlite3.connect(data_dir / "movierec.db") as db:
         try:
-            return int(db.execute("SELECT count(*) FROM impressions").fetchone()[0])
+            # The newest id, not a count: the retention deletes the oldest rows meanwhile.
+            return int(db.execute("SELECT coalesce(max(id), 0) FROM impressions").fetchone()[0])
         except sqlite3.OperationalError:  # a store made before impressions existed
             return 0
 
@@ -780,8 +804,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only the serving monitor's on/off rounds (no route table, no naive baseline)",
     )  # fmt: skip
     parser.add_argument(
-        "--monitor-rounds", type=int, default=5,
+        "--monitor-rounds", type=int, default=12,
         help="on/off rounds measuring the serving monitor's cost (0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--monitor-seconds", type=float, default=5.0, help="seconds of each on or off run"
+    )
+    parser.add_argument(
+        "--impressions", type=float, default=1.0,
+        help="the monitored server's impressions sample rate (the default logs every user)",
     )  # fmt: skip
     parser.add_argument(
         "--work-dir",

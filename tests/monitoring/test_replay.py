@@ -24,7 +24,7 @@ __all__ = ["ml_small"]  # the session fixture, shared with the serving tests
 
 USERS = 120
 K = 10
-FLUSH_WAIT = 2.5  # seconds: each worker's monitor adds its queue every second
+FLUSH_WAIT = 3.5  # seconds: a worker writes its impressions every 2 s
 
 
 @pytest.fixture(scope="module")

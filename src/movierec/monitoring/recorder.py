@@ -67,14 +67,15 @@ class ServingMonitor:
         if len(self._queue) >= FLUSH_SIZE:
             self._wake.set()
 
-    def flush(self) -> None:
-        """Add every queued list to the figures and the impression log."""
+    def flush(self, *, write: bool = True) -> None:
+        """Add every queued list to the figures and the impression log (``write=False``:
+        the log writes its rows only when they are due)."""
         with self._flush_lock:
             queue = self._queue
             batch = [queue.popleft() for _ in range(len(queue))]
             if batch:
                 self.served.add(batch)
-                self.impressions.add(batch)
+            self.impressions.add(batch, write=write)
 
     def close(self) -> None:
         """Stop the thread after a last flush; a private folder is removed."""
@@ -93,7 +94,7 @@ class ServingMonitor:
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
             try:
-                self.flush()
+                self.flush(write=False)
                 if time.monotonic() - purged_at > PURGE_SECONDS:
                     purged_at = time.monotonic()
                     self.impressions.purge()
