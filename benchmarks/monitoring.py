@@ -11,10 +11,10 @@ Targets: <= 10 s and <= 4 GB for the cold check.
 
 Section ``served``: what the serving monitor's thread does for one second of traffic at
 ``--rate`` lists/s (the serving benchmark's rate on this machine): add the lists to the
-served-quality figures, and write their impressions (one row a list, one insert a batch); the
-baseline logs the same impressions as a request-path logger would (a row per movie shown, a
-commit per list). Then online feedback over ``--kept`` logged lists (the retention's default
-cap), in a fresh process: its time and peak RSS.
+served-quality figures, and log their impressions (columnar batches: a row per model version
+per write); the baseline logs the same impressions as a request-path logger would (a row per
+movie shown, a commit per list). Then online feedback over ``--kept`` logged lists (the
+retention's default cap), in a fresh process: its time and peak RSS.
 
 Usage: python benchmarks/monitoring.py [--section drift|served] [--small] [--current N]
     [--rate N] [--kept N] [--json FILE]
@@ -171,7 +171,7 @@ def served_section(args: argparse.Namespace) -> dict[str, Any]:
     from movierec.data.synth import generate
     from movierec.models import create_model
     from movierec.monitoring.batch import ServedList
-    from movierec.monitoring.online import ImpressionLog, ImpressionStore
+    from movierec.monitoring.impressions import ImpressionLog, ImpressionStore
     from movierec.monitoring.served import ServedQuality
     from movierec.serving.catalog import Catalog, ModelView
     from movierec.serving.loading import ModelInfo
@@ -223,20 +223,19 @@ def _ms_per_batch(add: Callable[[Any], Any], batches: list[Any]) -> float:
 
 
 def _naive_log(store: Any, batch: list[Any]) -> None:
-    """What a logger on the request path does: a row per movie shown, a commit per list."""
+    """What a logger on the request path does: a row per movie shown, a commit per list (in
+    a table of its own)."""
     import sqlalchemy as sa
 
-    insert = sa.text(
-        "INSERT INTO impressions (user_id, model, version, strategy, shown_at, movie_ids)"
-        " VALUES (:user_id, 'naive', '1', 'personalized', :shown_at, :movie_id)"
-    )
+    with store._write() as conn:
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS naive_impressions (user_id BIGINT,"
+                             " movie_id BIGINT, shown_at BIGINT)"))  # fmt: skip
+    insert = sa.text("INSERT INTO naive_impressions VALUES (:user_id, :movie_id, :shown_at)")
     for served in batch:
         with store._write() as conn:
             for item in served.items:
-                conn.execute(insert, {"user_id": served.user_id, "shown_at": int(served.at),
-                                      "movie_id": item.to_bytes(8, "little")})  # fmt: skip
-    with store._write() as conn:  # the baseline's rows are no part of what is measured next
-        conn.execute(sa.text("DELETE FROM impressions WHERE model = 'naive'"))
+                conn.execute(insert, {"user_id": served.user_id, "movie_id": item,
+                                      "shown_at": int(served.at)})  # fmt: skip
 
 
 def _online_at_scale(
@@ -244,6 +243,7 @@ def _online_at_scale(
 ) -> dict[str, Any]:
     """Fill the log to ``kept`` lists, rate some shown movies, then time online feedback in a
     fresh process (its peak RSS is its own)."""
+    import numpy as np
     import pandas as pd
 
     logged = 0
@@ -251,10 +251,10 @@ def _online_at_scale(
         batch = second(0.0)[: kept - logged]
         log.add(batch)
         logged += len(batch)
-    shown = store.impressions_since(0).head(50_000)
-    firsts = [int.from_bytes(m[:8], "little") for m in shown["movie_ids"]]  # each list's top
-    pairs = list(zip(shown["user_id"], firsts, strict=True))
-    rated = pd.DataFrame(pairs, columns=["user_id", "item_id"]).drop_duplicates()
+    shown = store.shown_since(0)
+    tops = shown.movies[np.cumsum(shown.lengths) - shown.lengths]  # each list's first movie
+    rated = pd.DataFrame({"user_id": shown.users, "item_id": tops}).head(50_000)
+    rated = rated.drop_duplicates()
     rated["rating"] = 4.0
     rated["timestamp"] = int(time.time()) + 60
     store.append_many(rated)
@@ -262,7 +262,8 @@ def _online_at_scale(
 
 
 def _online_check(folder: Path) -> dict[str, Any]:
-    from movierec.monitoring.online import ImpressionStore, online_feedback
+    from movierec.monitoring.impressions import ImpressionStore
+    from movierec.monitoring.online import online_feedback
 
     store = ImpressionStore(f"sqlite:///{folder / 'movierec.db'}")
     started = time.perf_counter()

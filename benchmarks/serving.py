@@ -588,7 +588,7 @@ def measure_monitor_cost(
     script.write_text(WRK_LUA)
     workers = args.workers[-1]
     cost = MonitorCost(workers, [], [], 0)
-    before = _impression_count(data_dir)
+    before = _newest_impressions(data_dir)
     with (
         Server(data_dir, workers, impressions=args.impressions) as on,
         Server(data_dir, workers, monitor=False) as off,
@@ -602,7 +602,7 @@ def measure_monitor_cost(
             order = (on, off) if round_number % 2 == 0 else (off, on)
             for server in order:
                 _monitor_run(server, script, ids["users"], args, monitor=server is on, cost=cost)
-    cost.impressions_logged = _impression_count(data_dir) - before
+    cost.impressions_logged = _lists_logged_after(data_dir, before)
     results.monitor = cost
 
 
@@ -623,13 +623,20 @@ def _monitor_run(
           f" {per_request:.0f} µs/request", file=sys.stderr, flush=True)  # fmt: skip
 
 
-def _impression_count(data_dir: Path) -> int:
+def _newest_impressions(data_dir: Path) -> int:
+    """The id of the newest batch of impressions in the store (0: none)."""
     with sqlite3.connect(data_dir / "movierec.db") as db:
         try:
-            # The newest id, not a count: the retention deletes the oldest rows meanwhile.
             return int(db.execute("SELECT coalesce(max(id), 0) FROM impressions").fetchone()[0])
         except sqlite3.OperationalError:  # a store made before impressions existed
             return 0
+
+
+def _lists_logged_after(data_dir: Path, batch_id: int) -> int:
+    """Lists in the batches newer than ``batch_id`` (the retention deletes only older ones)."""
+    with sqlite3.connect(data_dir / "movierec.db") as db:
+        query = "SELECT coalesce(sum(lists), 0) FROM impressions WHERE id > ?"
+        return int(db.execute(query, (batch_id,)).fetchone()[0])
 
 
 # --- the naive baseline -------------------------------------------------------------------------

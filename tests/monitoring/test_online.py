@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 from scipy.stats import kstest
 
 from movierec.config import Settings
-from movierec.monitoring.online import (
-    DAY,
-    ImpressionLog,
-    ImpressionStore,
-    online_feedback,
-    user_share,
-)
+from movierec.monitoring.impressions import DAY, ImpressionLog, ImpressionStore, user_share
+from movierec.monitoring.online import online_feedback
 from movierec.serving.catalog import ModelView
 from movierec.serving.loading import ModelInfo
 from tests.data.test_store import Loaded, make_movies, make_ratings
@@ -106,10 +100,10 @@ def test_retention_drops_old_and_surplus_impressions(
     store: ImpressionStore, view: ModelView
 ) -> None:
     log = log_for(store, impressions_retention_days=10, impressions_max_rows=3)
-    log.add([served(view, [10], user=user, at=T + user * DAY) for user in range(6)])
+    for user in range(6):  # a batch each
+        log.add([served(view, [10], user=user, at=T + user * DAY)])
     assert log.purge(now=T + 12 * DAY) == 3  # users 0 and 1 are too old, user 2 is surplus
-    shown = store.impressions_since(0)
-    assert sorted(shown["user_id"]) == [3, 4, 5]
+    assert sorted(store.shown_since(0).users.tolist()) == [3, 4, 5]
 
 
 def test_a_store_that_refuses_the_write_loses_the_batch_not_the_server(
@@ -124,6 +118,21 @@ def test_a_store_that_refuses_the_write_loses_the_batch_not_the_server(
 
 def test_movie_ids_are_logged_in_rank_order(store: ImpressionStore, view: ModelView) -> None:
     log_for(store).add([served(view, [40, 10, 30], user=7, at=T, k=3)])
-    row = store.impressions_since(0).iloc[0]
-    assert np.frombuffer(row["movie_ids"], dtype="<i8").tolist() == [40, 10, 30]
-    assert np.int64(row["user_id"]) == 7
+    shown = store.shown_since(0)
+    assert shown.movies.tolist() == [40, 10, 30]
+    assert (shown.users.tolist(), shown.lengths.tolist(), shown.versions) == (
+        [7],
+        [3],
+        [("popularity", "3")],
+    )
+
+
+def test_lists_gathered_over_time_are_written_in_one_batch(
+    store: ImpressionStore, view: ModelView
+) -> None:
+    log = log_for(store)
+    assert log.add([served(view, [10, 20], user=1, at=T)], write=False) == 0  # not due yet
+    assert len(store.shown_since(0)) == 0
+    assert log.add([served(view, [30], user=2, at=T + 60)], write=True) == 2
+    shown = store.shown_since(T + 30)  # a window inside a batch keeps its later lists only
+    assert (shown.users.tolist(), shown.movies.tolist()) == ([2], [30])

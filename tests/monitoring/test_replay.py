@@ -24,7 +24,7 @@ __all__ = ["ml_small"]  # the session fixture, shared with the serving tests
 
 USERS = 120
 K = 10
-FLUSH_WAIT = 3.5  # seconds: a worker writes its impressions every 2 s
+FLUSH_WAIT = 6.0  # seconds: a worker writes its impressions every 5 s
 
 
 @pytest.fixture(scope="module")

@@ -113,22 +113,23 @@ dataset_meta_table = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
-# Lists of recommendations served to known users (movierec.monitoring.online): a row a list,
-# its movie ids as little-endian int64 bytes in rank order, so logging one costs one row, not
-# ten, and numpy reads a million of them at once.
+# Lists of recommendations served to known users (movierec.monitoring.impressions): a row per
+# model version per write of a worker, its lists as little-endian arrays (columnar batches).
 impressions_table = sa.Table(
     "impressions",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
               autoincrement=True),
-    sa.Column("user_id", sa.BigInteger, nullable=False),
     sa.Column("model", sa.Text, nullable=False),
     sa.Column("version", sa.Text, nullable=False),  # "none" for a model outside the registry
-    sa.Column("strategy", sa.Text, nullable=False),
-    sa.Column("shown_at", sa.BigInteger, nullable=False),
-    sa.Column("movie_ids", sa.LargeBinary, nullable=False),
-    # No index on shown_at: the monitor inserts thousands of rows a second, and what reads by
-    # time (retention, online feedback) scans the bounded table anyway.
+    sa.Column("first_shown", sa.BigInteger, nullable=False),
+    sa.Column("last_shown", sa.BigInteger, nullable=False),
+    sa.Column("lists", sa.Integer, nullable=False),
+    sa.Column("user_ids", sa.LargeBinary, nullable=False),  # int64, a list each
+    sa.Column("shown_at", sa.LargeBinary, nullable=False),  # int64 epoch seconds
+    sa.Column("strategies", sa.LargeBinary, nullable=False),  # uint8 codes
+    sa.Column("lengths", sa.LargeBinary, nullable=False),  # int32 movies per list
+    sa.Column("movie_ids", sa.LargeBinary, nullable=False),  # int64, the lists one after another
 )  # fmt: skip
 
 # dataset_meta keys. "since_log_id": the ingestion that first loaded the current dataset; only

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from movierec.config import Settings
 from movierec.monitoring.batch import ServedList
-from movierec.monitoring.online import ImpressionLog, ImpressionStore
+from movierec.monitoring.impressions import ImpressionLog, ImpressionStore
 from movierec.monitoring.served import ServedQuality
 from movierec.serving.service import Answer
 
