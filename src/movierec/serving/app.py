@@ -35,6 +35,7 @@ from movierec.locks import exclusive_lock
 from movierec.models.base import ModelError
 from movierec.monitoring.exporter import OnlineCollector, ServedCollector
 from movierec.monitoring.recorder import ServingMonitor
+from movierec.serving.contract import publish_settings
 from movierec.serving.docs import add_offline_docs
 from movierec.serving.fastpath import FastPathMiddleware
 from movierec.serving.feed import SharedFeed
@@ -133,6 +134,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
         app.include_router(module.router)
     add_offline_docs(app)
     _add_error_handlers(app)
+    publish_settings(app, settings)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -253,6 +255,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's 400 for a body it could not decode (not UTF-8, nested too deep): the
+            # same 422 as any other malformed JSON body, as the schema documents.
+            return _error(422, f"malformed JSON body: {exc.__cause__}")
         return _error(exc.status_code, str(exc.detail), exc.headers)
 
     async def movierec_error(_: Request, exc: Exception) -> JSONResponse:

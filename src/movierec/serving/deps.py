@@ -114,3 +114,10 @@ AdminDep = Depends(require_admin)
 def errors(*codes: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI entries for the error statuses a route answers, all ``{"detail": message}``."""
     return {code: {"model": ErrorResponse} for code in codes}
+
+
+def json_errors(*codes: int) -> dict[int | str, dict[str, object]]:
+    """Like :func:`errors`, for a route whose own answer is not JSON (FastAPI would document
+    its errors in the route's media type, while the app answers them in JSON)."""
+    schema = {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}
+    return {code: {"content": {"application/json": {"schema": schema}}} for code in codes}

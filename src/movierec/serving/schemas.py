@@ -7,21 +7,72 @@ checked by the route (422 with the limit in the message), since it is configurat
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    model_validator,
+)
 
 MAX_K_CEILING = 10_000  # Settings.max_k's own upper bound
 Strategy = Literal["personalized", "folded_in", "popular_fallback"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
-MovieId = Annotated[int, Field(ge=0, le=2**63 - 1, description="A movie id of the catalog.")]
-UserId = Annotated[int, Field(ge=0, le=2**63 - 1, description="A user id.")]
+
+
+def _not_a_boolean(value: object) -> object:
+    """Refuse JSON ``true``/``false`` where a number is due (pydantic would read 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
+# After the type's Field in ``Annotated``: before it, pydantic would not write the Field's
+# bounds into the JSON schema as minimum and maximum.
+NotBool = BeforeValidator(_not_a_boolean)
+
+
+def _int64(value: int) -> int:
+    if value >= 2**63:
+        raise ValueError(f"Input should be less than {2**63} (a 64-bit id)")
+    return value
+
+
+# Ids are int64 (names hash to 63 bits). The schema says so with OpenAPI's ``int64`` format
+# rather than a maximum: FastAPI writes bounds as JSON floats, where 2**63 - 1 reads 2**63.
+Int64Id = Annotated[
+    int, Field(ge=0, json_schema_extra={"format": "int64"}), NotBool, AfterValidator(_int64)
+]
+MovieId = Annotated[Int64Id, Field(description="A movie id of the catalog.")]
+UserId = Annotated[Int64Id, Field(description="A user id.")]
 K = Annotated[
     int,
     Field(ge=1, le=MAX_K_CEILING, description="How many movies; at most the server's max_k."),
+    NotBool,
 ]
-Year = Annotated[int, Field(ge=0, le=9999)]
+Year = Annotated[int, Field(ge=0, le=9999), NotBool]
+# The last second of the year 9999: a date any client and datetime can hold, and a bound far
+# below 2**53, where JSON numbers (floats to many clients) still tell every integer apart.
+MAX_TIMESTAMP = 253_402_300_799
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: object) -> object:
+    """An RFC 3339 date-time as the schema's ``date-time`` format says; pydantic alone would
+    also take a number of seconds, a date or a time without its offset."""
+    text = value.upper() if isinstance(value, str) else value
+    if not (isinstance(text, str) and _RFC3339.fullmatch(text)):
+        raise ValueError("expected an RFC 3339 date-time, e.g. 2024-01-31T12:00:00Z")
+    return text
+
+
+DateTimeText = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class Request(BaseModel):
@@ -140,20 +191,14 @@ class UserDetails(Response):
 
 
 class Filters(Request):
-    """Which movies may be recommended: any of ``genres``, released within the year range."""
+    """Which movies may be recommended: any of ``genres``, released within the year range
+    (a range whose ``year_min`` is above its ``year_max`` holds no year: no movie passes)."""
 
     genres: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
         default=None, max_length=100
     )
     year_min: Year | None = None
     year_max: Year | None = None
-
-    @model_validator(mode="after")
-    def _ordered_years(self) -> Self:
-        low, high = self.year_min, self.year_max
-        if low is not None and high is not None and low > high:
-            raise ValueError("year_min must not be greater than year_max")
-        return self
 
 
 def _finite(value: float) -> float:
@@ -163,14 +208,14 @@ def _finite(value: float) -> float:
 
 
 # A rating's scale is the store's (checked by the service); here only NaN and infinities go.
-Rating = Annotated[float, AfterValidator(_finite)]
+Rating = Annotated[float, NotBool, AfterValidator(_finite)]
 
 
 class RecommendRequest(Request):
     user_id: UserId
     k: K = 10
     filters: Filters | None = None
-    exclude_seen: bool = True
+    exclude_seen: StrictBool = True  # JSON true or false: 0, 1 and "yes" are errors
 
 
 class HistoryRating(Request):
@@ -178,8 +223,19 @@ class HistoryRating(Request):
     rating: Rating
 
 
+def _one_of(*names: str) -> dict[str, Any]:
+    """JSON Schema: exactly one of the ``names`` properties is given, and not null."""
+    return {
+        "oneOf": [
+            {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names
+        ]
+    }
+
+
 class AnonymousRequest(Request):
     """A visitor without an account: their ratings, or a plain list of liked movies."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of("ratings", "liked"))
 
     ratings: list[HistoryRating] | None = None
     liked: list[MovieId] | None = None
@@ -233,7 +289,7 @@ class NewRating(Request):
     user_id: UserId
     movie_id: MovieId
     rating: Rating
-    timestamp: Annotated[int, Field(ge=0, le=2**62)] | None = Field(
+    timestamp: Annotated[int, Field(ge=0, le=MAX_TIMESTAMP), NotBool] | None = Field(
         default=None, description="Seconds since the epoch; now when absent."
     )
 
@@ -261,7 +317,7 @@ class TrainingRequest(Request):
 
 class TuningRequest(Request):
     model: str = Field(min_length=1, max_length=100)
-    trials: int = Field(default=20, ge=1, le=10_000)
+    trials: Annotated[int, NotBool] = Field(default=20, ge=1, le=10_000)
 
 
 class JobResponse(Response):

@@ -21,7 +21,7 @@ from movierec.monitoring.drift import (
     drift_inputs,
 )
 from movierec.monitoring.drift_monitor import DriftMonitor
-from movierec.serving.deps import ServiceDep, SettingsDep, errors
+from movierec.serving.deps import ServiceDep, SettingsDep, errors, json_errors
 from movierec.serving.schemas import DriftResponse
 from movierec.serving.service import NoModelError, RecommenderService
 
@@ -50,7 +50,7 @@ def data_drift(
 @router.get(
     "/drift/report",
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}}, **errors(409, 422, 503)},
+    responses={200: {"content": {"text/html": {}}}, **json_errors(409, 422, 503)},
 )
 def data_drift_report(
     service: ServiceDep, settings: SettingsDep, start: StartQuery = None, end: EndQuery = None

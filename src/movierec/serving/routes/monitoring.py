@@ -13,6 +13,7 @@ from movierec.monitoring.online import online_feedback
 from movierec.monitoring.served import MINUTES, read_figures, read_series
 from movierec.serving.deps import MonitorDep, SettingsDep, errors
 from movierec.serving.schemas import (
+    DateTimeText,
     OnlineResponse,
     ServedHistoryResponse,
     ServedSeries,
@@ -69,7 +70,7 @@ def online(
         Query(gt=0, le=365, description="Horizon: days after a showing a rating counts."),
     ] = None,
     since: Annotated[
-        datetime | None,
+        DateTimeText | None,
         Query(description="Only lists shown from then on (default: every one kept)."),
     ] = None,
 ) -> OnlineResponse:

@@ -67,10 +67,6 @@ async def user_recommendations(
 ) -> JSONBytes:
     """Top-k movies for a user; a user the model cannot personalize for gets popular movies,
     flagged by ``strategy``."""
-    if year_min is not None and year_max is not None and year_min > year_max:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "year_min must not be greater than year_max"
-        )
     wanted = [g.strip() for text in genres or [] for g in text.split(",") if g.strip()]
     filters = Filter(wanted or None, year_min, year_max)
     answer = service.recommend_user(user_id, k, filters, exclude_seen=exclude_seen)

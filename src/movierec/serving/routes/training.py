@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
 
@@ -14,11 +14,30 @@ from movierec.serving.schemas import JobResponse, JobsStatus, TrainingRequest, T
 router = APIRouter(tags=["training"], dependencies=[AdminDep], responses=errors(401, 403))
 
 
+# OpenAPI links: a started job is followed at GET /training/{job_id} (clients and the
+# stateful fuzzing of tests/serving/test_fuzz.py walk them).
+_FOLLOW_JOB: dict[int | str, dict[str, Any]] = {
+    status.HTTP_202_ACCEPTED: {
+        "links": {
+            "GetJob": {
+                "operationRef": "#/paths/~1training~1{job_id}/get",
+                "parameters": {"job_id": "$response.body#/job_id"},
+                "description": "The job just started: its status, exit code and log.",
+            }
+        }
+    }
+}
+
+
 def job_response(job: Job) -> JobResponse:
     return JobResponse.model_validate(job, from_attributes=True)
 
 
-@router.post("/training", status_code=status.HTTP_202_ACCEPTED, responses=errors(409, 413, 422))
+@router.post(
+    "/training",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**_FOLLOW_JOB, **errors(409, 413, 422)},
+)
 def start_training(
     jobs: JobsDep,
     commands: JobCommandsDep,
@@ -33,7 +52,11 @@ def start_training(
     return job_response(job)
 
 
-@router.post("/tuning", status_code=status.HTTP_202_ACCEPTED, responses=errors(409, 413, 422))
+@router.post(
+    "/tuning",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**_FOLLOW_JOB, **errors(409, 413, 422)},
+)
 def start_tuning(
     body: TuningRequest, jobs: JobsDep, commands: JobCommandsDep, metrics: MetricsDep
 ) -> JobResponse:
