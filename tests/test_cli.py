@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from movierec.cli import COMPARED_BY_DEFAULT
+from movierec.models import MODELS
+
 MOVIEREC = shutil.which("movierec", path=str(Path(sys.executable).parent)) or "movierec"
 
 
@@ -154,6 +157,13 @@ def test_compare_ranks_personalized_models_above_popularity(cli_env: dict[str, s
     assert [report["model"] for report in board] == ["item_knn", "popularity"]
     assert board[0]["metrics"]["ndcg@10"] > board[1]["metrics"]["ndcg@10"]
     assert board[0]["split"] == "user_temporal"
+
+
+def test_compare_runs_the_blends_by_default(cli_env: dict[str, str]) -> None:
+    shown = run_cli("compare", "--help", env={**cli_env, "COLUMNS": "200"}).stdout
+    assert f"[default: {COMPARED_BY_DEFAULT}]" in shown
+    assert COMPARED_BY_DEFAULT.split(",")[-2:] == ["blend", "rating_blend"]
+    assert all(name in MODELS for name in COMPARED_BY_DEFAULT.split(","))
 
 
 @pytest.mark.slow
