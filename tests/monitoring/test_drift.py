@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from movierec.data.synth import generate
 from movierec.monitoring.drift import (
     FEATURES,
+    MIN_CURRENT_RATINGS,
     DriftInputs,
     DriftReport,
     InvalidWindowError,
@@ -116,12 +117,12 @@ def test_item_popularity_shares_by_hand() -> None:
 
 def test_unseen_users_and_movies_are_shares_of_the_ratings() -> None:
     reference = ratings([1, 2], [1, 2], [3.0, 3.0], [T0, T0])
-    # 4 ratings: one by a new user (9), two on a new movie (3).
-    current = ratings([1, 9, 2, 1], [1, 1, 3, 3], [3.0] * 4, [T0 + 1] * 4)
+    # 60 ratings: a quarter by a new user (9), half on a new movie (3).
+    current = ratings([1, 9, 2, 1] * 15, [1, 1, 3, 3] * 15, [3.0] * 60, [T0 + 1] * 60)
     report = run(reference, current, movies(3))
     new_users = next(f for f in report.features if f.feature == "new_users")
     assert (new_users.value, new_users.drifted) == (0.25, True)
-    assert new_users.details == {"ratings": 1, "distinct": 1}
+    assert new_users.details == {"ratings": 15, "distinct": 1}
     assert feature(report, "new_movies") == 0.5
 
 
@@ -181,6 +182,18 @@ def test_a_window_without_ratings_has_nothing_to_compare() -> None:
     assert (report.features, report.drift_share, report.drift_detected) == ([], 0.0, False)
     assert {s.feature for s in report.skipped} == set(FEATURES)
     json.dumps(report.to_dict(), allow_nan=False)
+
+
+def test_too_few_ratings_judge_nothing() -> None:
+    data = generate(300, 200, 9_000, seed=1).ratings
+    few = data.sample(MIN_CURRENT_RATINGS - 1, random_state=0).assign(rating=np.float32(0.5))
+    report = run(data, few, movies(200))
+    assert (report.status, report.current_ratings) == ("nothing_to_compare", len(few))
+    assert f"only {len(few)} ratings" in report.message
+    assert not report.drift_detected
+    enough = data.sample(MIN_CURRENT_RATINGS, random_state=0).assign(rating=np.float32(0.5))
+    rating = next(f for f in run(data, enough, movies(200)).features if f.feature == "rating")
+    assert rating.drifted  # as many of the same half stars are judged
 
 
 def test_a_data_set_without_genres_skips_the_genre_mix_and_says_so() -> None:

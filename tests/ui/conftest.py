@@ -63,11 +63,11 @@ def app_for(url: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
 
 
 def on_page(app: AppTest, page: str, **params: str) -> AppTest:
-    """``app`` run on ``pages/<page>.py`` with the given query parameters."""
+    """``app`` run on ``views/<page>.py`` with the given query parameters."""
     app.query_params.update(params)
     app.run()
     if page != "for_you":
-        app.switch_page(f"pages/{page}.py").run()
+        app.switch_page(f"views/{page}.py").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 

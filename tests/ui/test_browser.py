@@ -165,6 +165,20 @@ def test_with_the_api_stopped_a_banner_says_so(page: Page, dead_api_url: str) ->
         screenshot(page, "api-down")
 
 
+@pytest.fixture(scope="module")
+def monitored(api_url: str) -> None:
+    """Traffic for the Monitoring page: lists served and rated, and a crowd of new raters."""
+    for user in (3, 4, 5):
+        shown = httpx.get(f"{api_url}/users/{user}/recommendations", params={"k": 5}).json()
+        rating = {"user_id": user, "movie_id": shown["items"][0]["movie_id"], "rating": 4.5}
+        httpx.post(f"{api_url}/ratings", json=rating).raise_for_status()
+    crowd = [
+        {"user_id": 800_000 + n % 12, "movie_id": movie, "rating": 1.0}
+        for n, movie in enumerate([1, 2, 3, 6, 10, 16, 19, 21, 25, 32] * 6)
+    ]
+    httpx.post(f"{api_url}/ratings", json={"ratings": crowd}).raise_for_status()
+
+
 @pytest.mark.parametrize(
     ("tab", "name"),
     [
@@ -173,12 +187,8 @@ def test_with_the_api_stopped_a_banner_says_so(page: Page, dead_api_url: str) ->
         ("Data drift", "monitoring-drift"),
     ],
 )
-def test_monitoring_tabs_draw_their_charts(
-    page: Page, ui_url: str, api_url: str, tab: str, name: str
-) -> None:
-    shown = httpx.get(f"{api_url}/users/3/recommendations", params={"k": 5}).json()["items"]
-    rating = {"user_id": 3, "movie_id": shown[0]["movie_id"], "rating": 4.5}
-    httpx.post(f"{api_url}/ratings", json=rating).raise_for_status()
+@pytest.mark.usefixtures("monitored")
+def test_monitoring_tabs_draw_their_charts(page: Page, ui_url: str, tab: str, name: str) -> None:
     page.goto(f"{ui_url}/monitoring")
     settled(page)
     page.get_by_role("tab", name=tab).click()

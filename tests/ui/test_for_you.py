@@ -67,8 +67,8 @@ def test_what_was_typed_survives_a_trip_to_another_page(ui: AppTest) -> None:
     on_page(ui, "for_you", user="1")
     ui.multiselect(key="for_you_genres").set_value(["Comedy"]).run()
     ui.slider(key="for_you_k").set_value(15).run()
-    ui.switch_page("pages/browse.py").run()
-    ui.switch_page("pages/for_you.py").run()
+    ui.switch_page("views/browse.py").run()
+    ui.switch_page("views/for_you.py").run()
     assert not ui.exception
     assert ui.multiselect(key="for_you_genres").value == ["Comedy"]
     assert ui.slider(key="for_you_k").value == 15

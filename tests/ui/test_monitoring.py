@@ -45,7 +45,7 @@ def test_served_quality_and_online_feedback_of_the_champion(ui: AppTest, api_url
 def test_data_drift_of_a_new_crowd(ui: AppTest, api_url: str) -> None:
     ratings = [
         {"user_id": 900_000 + n % 10, "movie_id": movie, "rating": 1.0}
-        for n, movie in enumerate([1, 2, 3, 6, 10, 16, 19, 21, 25, 32] * 3)
+        for n, movie in enumerate([1, 2, 3, 6, 10, 16, 19, 21, 25, 32] * 6)
     ]
     httpx.post(f"{api_url}/ratings", json={"ratings": ratings}).raise_for_status()
     on_page(ui, "monitoring")

@@ -80,6 +80,9 @@ FEATURES = (
 )
 # Evidently's sample size below which a statistical test replaces a distance.
 SMALL_SAMPLE = 1_000
+# Fewer current ratings than this judge nothing: chi-squared wants about five expected per
+# category, and ratings have ten values (4 ratings gave "drift" on 4 of 7 features, seen).
+MIN_CURRENT_RATINGS = 50
 # Evidently's defaults. A Jensen-Shannon distance of 0.1 is, for instance, 3% of the ratings
 # moving to levels the reference never had, or the top-1% share of ratings going from 25% to 33%;
 # a normed Wasserstein distance of 0.1 is a shift of a tenth of the reference's spread.
@@ -150,8 +153,9 @@ class SkippedFeature:
 class DriftReport:
     """Every feature's comparison and the verdict.
 
-    ``status`` is ``nothing_to_compare`` when the window holds no rating: no feature, share 0,
-    no drift, and ``message`` says so.
+    ``status`` is ``nothing_to_compare`` when the window holds fewer than
+    :data:`MIN_CURRENT_RATINGS` ratings: no feature, share 0, no drift, and ``message`` says
+    so.
     """
 
     status: Literal["compared", "nothing_to_compare"]
@@ -524,7 +528,7 @@ def compare(inputs: DriftInputs, *, drift_share: float) -> DriftReport:
     at least ``drift_share`` of the compared features drifted (Evidently's rule)."""
     profile, ratings = inputs.profile, inputs.ratings
     checked_at = time.time()
-    if ratings.empty:
+    if len(ratings) < MIN_CURRENT_RATINGS:
         return _nothing_to_compare(inputs, drift_share, checked_at)
     users = ratings["user_id"].to_numpy()
     items = ratings["item_id"].to_numpy()
@@ -568,15 +572,18 @@ def compare(inputs: DriftInputs, *, drift_share: float) -> DriftReport:
 def _nothing_to_compare(inputs: DriftInputs, drift_share: float, checked_at: float) -> DriftReport:
     window = inputs.window
     until = f"before {window.end}" if window.end is not None else "up to now"
+    count = len(inputs.ratings)
+    found = "no rating" if not count else f"only {count} rating{'s' * (count > 1)}"
+    reason = f"{found} (drift is judged from {MIN_CURRENT_RATINGS})"
     return DriftReport(
         status="nothing_to_compare",
-        message=f"nothing to compare: no rating from {window.start} {until}",
+        message=f"nothing to compare: {reason} from {window.start} {until}",
         snapshot_hash=inputs.profile.snapshot_hash,
         window=window,
         reference_ratings=inputs.profile.n_ratings,
-        current_ratings=0,
+        current_ratings=count,
         features=[],
-        skipped=[SkippedFeature(name, "no current ratings") for name in FEATURES],
+        skipped=[SkippedFeature(name, f"{found} in the window") for name in FEATURES],
         drift_share=0.0,
         drift_share_threshold=drift_share,
         drift_detected=False,

@@ -1,6 +1,6 @@
 """movierec's UI: ``movierec ui`` runs this script with Streamlit.
 
-Pages (``pages/``, one file each) talk to the API through :mod:`movierec.ui.api` only. Deep
+Pages (``views/``, one file each) talk to the API through :mod:`movierec.ui.api` only. Deep
 links: ``?user=ID`` opens For you for that user, ``?movie=ID`` opens Similar movies.
 """
 
@@ -13,7 +13,7 @@ import streamlit as st
 from movierec.ui import components
 from movierec.ui.api import api_url
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="movierec", page_icon=":material/movie:", layout="wide")
 for_you = st.Page(

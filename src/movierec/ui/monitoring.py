@@ -27,6 +27,16 @@ QUALITY_SERIES = {  # column of the history frame: its chart's title
     "popularity_percentile": "Popularity percentile (1 = the most rated)",
     "fallback_share": "Share of popular fallbacks",
 }
+SERVED_FORMATS = {  # column of the served table: its number format
+    "coverage %": "%.1f%%",
+    "diversity": "%.3f",
+    "novelty (bits)": "%.2f",
+    "popularity pct": "%.3f",
+    "personalization": "%.3f",
+    "personalized %": "%.0f%%",
+    "folded in %": "%.0f%%",
+    "popular fallback %": "%.0f%%",
+}
 
 
 def version_label(model: str, version: str) -> str:
@@ -81,6 +91,25 @@ def served_history_frame(history: ServedHistoryResponse) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def history_chart(history: pd.DataFrame, column: str) -> alt.Chart:
+    """One figure of the history, by model version, from the first interval with lists on
+    (points joined where intervals follow each other)."""
+    active = history[history["lists"] > 0]
+    start = active["time"].min() if not active.empty else history["time"].min()
+    shown = history[history["time"] >= start]
+    return (
+        alt.Chart(shown)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("time:T", title=None),
+            y=alt.Y(f"{column}:Q", title=None),
+            color=alt.Color("model:N", title=None),
+            tooltip=["time:T", "model:N", alt.Tooltip(f"{column}:Q", format=".3f")],
+        )
+        .properties(height=200)
+    )
+
+
 def online_table(report: OnlineResponse) -> pd.DataFrame:
     """One row per model version: counts and rates with their 95% intervals, in percent."""
     rows = []
@@ -120,7 +149,9 @@ def online_chart(report: OnlineResponse) -> alt.LayerChart:
     bars = base.mark_bar().encode(
         x=alt.X("value:Q", title="share", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
     )
-    whiskers = base.mark_errorbar(color="black").encode(x="low:Q", x2="high:Q")
+    whiskers = base.mark_errorbar(color="black").encode(
+        x=alt.X("low:Q", title="share (whiskers: 95% interval)"), x2="high:Q"
+    )
     return bars + whiskers
 
 
@@ -142,12 +173,16 @@ def drift_table(report: DriftResponse) -> pd.DataFrame:
 
 
 def drift_chart(report: DriftResponse) -> alt.LayerChart:
-    """Each feature's statistic as a bar (red when it drifted) and its threshold as a tick."""
+    """Each feature's statistic as a bar (red when it drifted) and its threshold as a tick,
+    all one way round: a p-value is drawn as 1 - p, so a bar past its tick is drift."""
     frame = drift_table(report)
+    p_values = frame["statistic"].str.endswith("p value")
+    frame.loc[p_values, "value"] = 1 - frame.loc[p_values, "value"]
+    frame.loc[p_values, "threshold"] = 1 - frame.loc[p_values, "threshold"]
     frame["verdict"] = frame["drifted"].map({True: "drifted", False: "stable"})
     base = alt.Chart(frame).encode(y=alt.Y("feature:N", title=None, sort=None))
     bars = base.mark_bar().encode(
-        x=alt.X("value:Q", title="statistic (tick: its threshold)"),
+        x=alt.X("value:Q", title="statistic, 1 - p for p-values (tick: its threshold)"),
         color=alt.Color(
             "verdict:N",
             title=None,

@@ -94,4 +94,4 @@ if st.button(
         "Saving your ratings",
     )
     st.session_state[PICKED] = {}
-    st.switch_page("pages/for_you.py", query_params={"user": str(user_id)})
+    st.switch_page("views/for_you.py", query_params={"user": str(user_id)})

@@ -18,9 +18,11 @@ from movierec.ui.api import call, client
 from movierec.ui.metrics import Scrape, parse_metrics
 from movierec.ui.monitoring import (
     QUALITY_SERIES,
+    SERVED_FORMATS,
     WINDOW_LABELS,
     drift_chart,
     drift_table,
+    history_chart,
     online_chart,
     online_table,
     served_history_frame,
@@ -86,17 +88,24 @@ def served_quality() -> None:
     label = st.segmented_control(
         "Window", list(WINDOW_LABELS), default="Last day", key="served_window"
     )
-    st.dataframe(served_table(stats, WINDOW_LABELS[label or "Last day"]), hide_index=True)
+    st.dataframe(
+        served_table(stats, WINDOW_LABELS[label or "Last day"]),
+        hide_index=True,
+        column_config={
+            name: st.column_config.NumberColumn(format=form)
+            for name, form in SERVED_FORMATS.items()
+        },
+    )
     history = served_history_frame(call(lambda: client().served_history(), "Reading history"))
     if history.empty or not history["lists"].any():
         return
-    st.markdown("**The last 24 hours**, by 10 minutes")
+    st.markdown("**Over time** (the last 24 hours at most), by 10 minutes")
     left, right = st.columns(2)
     for place, (column, title) in zip(
         [left, right, left, right, left], QUALITY_SERIES.items(), strict=True
     ):
         place.markdown(title)
-        place.line_chart(history, x="time", y=column, color="model", height=220)
+        place.altair_chart(history_chart(history, column), use_container_width=True)
 
 
 def online_feedback() -> None:
