@@ -811,11 +811,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only the serving monitor's on/off rounds (no route table, no naive baseline)",
     )  # fmt: skip
     parser.add_argument(
-        "--monitor-rounds", type=int, default=12,
+        "--monitor-rounds", type=int, default=60,
         help="on/off rounds measuring the serving monitor's cost (0: skip)",
     )  # fmt: skip
     parser.add_argument(
-        "--monitor-seconds", type=float, default=5.0, help="seconds of each on or off run"
+        "--monitor-seconds", type=float, default=2.0, help="seconds of each on or off run"
     )
     parser.add_argument(
         "--impressions", type=float, default=1.0,
