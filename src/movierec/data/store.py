@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -164,6 +164,10 @@ _UPSERT_SET = (
     'rating = excluded.rating, "timestamp" = excluded."timestamp" '
     'WHERE excluded."timestamp" >= ratings."timestamp" '
     'AND (excluded.rating <> ratings.rating OR excluded."timestamp" <> ratings."timestamp")'
+)
+_SQLITE_UPSERT = (
+    'INSERT INTO ratings (user_id, item_id, rating, "timestamp") VALUES (?, ?, ?, ?) '
+    f"ON CONFLICT (user_id, item_id) DO UPDATE SET {_UPSERT_SET}"
 )
 
 
@@ -520,19 +524,31 @@ class RatingsStore:
         Raises:
             StoreError: no dataset loaded, unknown movie ids or ratings off the scale.
         """
-        frame = frame.copy()
-        if "timestamp" not in frame.columns:
-            frame["timestamp"] = None
-        frame["timestamp"] = frame["timestamp"].fillna(int(time.time()))
         with self._write() as conn:
-            scale = _scale_of(_read_meta(conn))
-            if scale is None:
-                raise StoreError("the store holds no dataset yet: ingest one before appending")
-            cols = _prepare_ratings(frame, scale)
+            cols = _prepare_ratings(_with_timestamps(frame), _appendable_scale(conn))
             _check_movies_exist(conn, cols["item_id"])
             if self.dialect == "postgresql":
                 return sum(_pg_upsert_via_staging(conn, cols)[:2])
             return sum(_sqlite_upsert_ratings(conn, cols)[:2])
+
+    def append_groups(self, frames: Sequence[pd.DataFrame]) -> list[int]:
+        """Store several requests' ratings (frames as :meth:`append_many`'s) in one commit.
+
+        Group commit: one transaction and one fsync for all of them. All or nothing: one bad
+        frame fails the lot (a caller retries the frames one by one to find it).
+
+        Returns:
+            Each frame's number of ratings inserted or updated, in order.
+
+        Raises:
+            StoreError: as :meth:`append_many`.
+        """
+        with self._write() as conn:
+            scale = _appendable_scale(conn)
+            groups = [_prepare_ratings(_with_timestamps(frame), scale) for frame in frames]
+            _check_movies_exist(conn, np.concatenate([cols["item_id"] for cols in groups]))
+            upsert = _pg_upsert_small if self.dialect == "postgresql" else _sqlite_upsert_small
+            return [upsert(conn, cols) for cols in groups]
 
     # ------------------------------------------------------------------ readers
 
@@ -659,6 +675,23 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
 
 # ---------------------------------------------------------------------- preparation
+
+
+def _with_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a missing or null timestamp set to now."""
+    frame = frame.copy()
+    if "timestamp" not in frame.columns:
+        frame["timestamp"] = None
+    frame["timestamp"] = frame["timestamp"].fillna(int(time.time()))
+    return frame
+
+
+def _appendable_scale(conn: sa.Connection) -> tuple[float, float]:
+    """The store's rating scale; StoreError when no dataset was ingested yet."""
+    scale = _scale_of(_read_meta(conn))
+    if scale is None:
+        raise StoreError("the store holds no dataset yet: ingest one before appending")
+    return scale
 
 
 def _prepare_ratings(frame: pd.DataFrame, scale: tuple[float, float]) -> dict[str, np.ndarray]:
@@ -877,17 +910,22 @@ def _sqlite_upsert_ratings(
     count = "SELECT count(*) FROM ratings"
     before = raw.execute(count).fetchone()[0]
     changes_before = raw.total_changes
-    sql = (
-        'INSERT INTO ratings (user_id, item_id, rating, "timestamp") VALUES (?, ?, ?, ?) '
-        f"ON CONFLICT (user_id, item_id) DO UPDATE SET {_UPSERT_SET}"
-    )
     n = len(cols["user_id"])
     for start in range(0, n, _CHUNK_ROWS):
         part = [cols[c][start : start + _CHUNK_ROWS].tolist() for c in RATING_COLUMNS]
-        raw.executemany(sql, zip(*part, strict=True))
+        raw.executemany(_SQLITE_UPSERT, zip(*part, strict=True))
     inserted = raw.execute(count).fetchone()[0] - before
     updated = raw.total_changes - changes_before - inserted
     return inserted, updated, n - inserted - updated
+
+
+def _sqlite_upsert_small(conn: sa.Connection, cols: dict[str, np.ndarray]) -> int:
+    """Upsert a few ratings; the number inserted or updated (no ``count(*)``: a full scan)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    changes_before = raw.total_changes  # rows the upsert's WHERE skipped are not changes
+    raw.executemany(_SQLITE_UPSERT, zip(*(cols[c].tolist() for c in RATING_COLUMNS), strict=True))
+    return int(raw.total_changes - changes_before)
 
 
 def _sqlite_read_ratings(conn: sa.Connection, since: int | None) -> pd.DataFrame:
@@ -973,6 +1011,21 @@ def _pg_upsert_via_staging(
     ).one()
     conn.exec_driver_sql("DROP TABLE ratings_staging")
     return int(inserted), int(updated), len(cols["user_id"]) - inserted - updated
+
+
+def _pg_upsert_small(conn: sa.Connection, cols: dict[str, np.ndarray]) -> int:
+    """Upsert a few ratings in one statement (a staging table costs 3 more round trips);
+    the number inserted or updated (rows the upsert's WHERE skipped are not counted)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ratings SELECT * FROM "
+            "unnest(%s::bigint[], %s::bigint[], %s::real[], %s::bigint[]) "
+            f"ON CONFLICT (user_id, item_id) DO UPDATE SET {_UPSERT_SET}",
+            [cols[c].tolist() for c in RATING_COLUMNS],
+        )
+        return int(cursor.rowcount)
 
 
 def _pg_read_ratings(conn: sa.Connection, since: int | None) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -33,6 +34,7 @@ from movierec.serving.catalog import Catalog, IntArray, ModelView, MovieRow
 from movierec.serving.feed import SharedFeed
 from movierec.serving.loading import LoadedModel, ModelInfo, load_current_model
 from movierec.serving.users import ServingStore
+from movierec.serving.writer import RatingWriter
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +138,11 @@ class RecommenderService:
         self._fresh_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._reloading = threading.Event()
+        self._writer = RatingWriter(store, self._ratings_committed)
 
     def close(self) -> None:
-        """Close the store and the feed (a worker stopping)."""
+        """Write the queued ratings, then close the store and the feed (a worker stopping)."""
+        self._writer.close()
         self.store.close()
         if self._feed is not None:
             self._feed.close()
@@ -404,12 +408,20 @@ class RecommenderService:
     # ---- live ratings -----------------------------------------------------------------------
 
     def add_ratings(self, events: list[RatingEvent]) -> int:
-        """Store ``events`` durably, then fold them into their users' next recommendations.
+        """Store ``events`` durably (blocking), then fold them into their users' next
+        recommendations; how many ratings were inserted or updated. Raises as
+        :meth:`submit_ratings` (its errors, or its future's)."""
+        return self.submit_ratings(events).result()
+
+    def submit_ratings(self, events: list[RatingEvent]) -> Future[int]:
+        """Validate ``events`` now, then queue them for the writer (see
+        :mod:`movierec.serving.writer`). The future resolves after the commit, once their users
+        are fresh: to how many ratings were inserted or updated, or to the store's error.
 
         Raises:
             NotFoundError: a movie the catalog lacks.
             InvalidRequestError: a rating off the store's scale.
-            StoreError: the store refused the write (nothing is kept in memory then).
+            StoreError: the server is stopping (the future: the store refused the write).
         """
         catalog = self._state.catalog
         movie_ids = np.asarray([e.movie_id for e in events], dtype=np.int64)
@@ -427,13 +439,14 @@ class RecommenderService:
                 "timestamp": [e.timestamp for e in events],
             }
         )
-        stored = self.store.append_many(frame)  # durable before anything answers
-        users = sorted({e.user_id for e in events})
+        return self._writer.submit(frame)  # grouped with concurrent posts (group commit)
+
+    def _ratings_committed(self, users: list[int]) -> None:
+        """The writer stored these users' ratings: fold them in here and in the other workers."""
         with self._fresh_lock:
             self._fresh.update(users)
         if self._feed is not None:
             self._feed.publish("ratings", users)
-        return stored
 
 
 def _indices(allowed: npt.NDArray[np.bool_] | None) -> IntArray | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, HTTPException, status
@@ -14,7 +15,7 @@ router = APIRouter(tags=["ratings"])
 
 
 @router.post("/ratings", status_code=status.HTTP_201_CREATED, responses=errors(404, 413, 422, 503))
-def post_ratings(
+async def post_ratings(
     body: NewRating | RatingBatch,
     service: ServiceDep,
     settings: SettingsDep,
@@ -32,7 +33,9 @@ def post_ratings(
         RatingEvent(r.user_id, r.movie_id, r.rating, now if r.timestamp is None else r.timestamp)
         for r in ratings
     ]
-    changed = service.add_ratings(events)
+    # Validated here (its errors are this request's); stored by the writer thread with the
+    # other requests waiting (one commit), while this loop goes on answering.
+    changed = await asyncio.wrap_future(service.submit_ratings(events))
     metrics.ratings.inc(len(events))
     return RatingsStored(
         received=len(events), changed=changed, user_ids=sorted({e.user_id for e in events})
