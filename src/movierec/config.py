@@ -45,6 +45,8 @@ class Settings(BaseSettings):
             metrics and logs, through the globally configured providers). Off by default:
             ``/metrics`` exports Prometheus metrics either way, and checking for providers on
             every request costs a measurable share of a recommendation.
+        top_n_depth: How many movies of each known user's list the API computes in batch when
+            it loads a model (answers up to that ``k`` without scoring; 0: score every request).
         serving_monitor: Whether the API counts the quality of what it serves and logs
             impressions for online feedback (off: ``/monitoring/stats`` and ``/online`` are
             empty; the serving benchmark measures its cost against off).
@@ -86,6 +88,7 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=1_000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
     opentelemetry: bool = False
+    top_n_depth: int = Field(default=100, ge=0, le=10_000)
     serving_monitor: bool = True
     impressions_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     impressions_retention_days: float = Field(default=30.0, gt=0.0)

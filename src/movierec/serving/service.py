@@ -33,12 +33,14 @@ from movierec.errors import MovierecError
 from movierec.serving.catalog import Catalog, IntArray, ModelView, MovieRow
 from movierec.serving.feed import SharedFeed
 from movierec.serving.loading import LoadedModel, ModelInfo, load_current_model
+from movierec.serving.topn import TopN
 from movierec.serving.users import ServingStore
 from movierec.serving.writer import RatingWriter
 
 logger = logging.getLogger(__name__)
 
 MIN_FOLD_IN_RATINGS = 3
+MAX_KEPT_ANSWERS = 20_000  # unfiltered answers kept for the users who ask again (~2 kB each)
 """Ratings (of movies the model knows) before a new user gets personalized recommendations."""
 POPULAR_REASON = "popular with everyone"
 
@@ -138,6 +140,10 @@ class RecommenderService:
         self._fresh_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._reloading = threading.Event()
+        # The served view's top-N lists and the unfiltered answers made from them, by (user, k):
+        # replaced at each load, so they never outlive the model they came from.
+        self._top_n: TopN | None = None
+        self._answers: dict[tuple[int, int], Answer] = {}
         self._writer = RatingWriter(store, self._ratings_committed)
 
     def close(self) -> None:
@@ -180,6 +186,7 @@ class RecommenderService:
             fresh = self._users_newer_than(loaded.info)
             previous = self._state.info
             self._state = state  # the swap: one reference assignment
+            self._start_top_n(state.view)
             with self._fresh_lock:  # keep users who posted while the store was read
                 known = self._fresh if fresh is None else fresh | (self._fresh - marked_before)
                 self._fresh = set(known)
@@ -188,6 +195,14 @@ class RecommenderService:
         if self._on_load is not None:
             self._on_load(loaded.info)
         return previous, loaded.info
+
+    def _start_top_n(self, view: ModelView | None) -> None:
+        self._answers = {}
+        self._top_n = None
+        depth = min(self.settings.top_n_depth, self.settings.max_k)
+        if view is not None and depth > 0:
+            self._top_n = TopN(view, depth)
+            self._top_n.start()
 
     def _users_newer_than(self, info: ModelInfo) -> set[int] | None:
         """Users with ratings newer than the model's training snapshot; None when unknown
@@ -251,12 +266,51 @@ class RecommenderService:
         if user is None:
             seen = history[0] if history is not None and exclude_seen else None
             return self._popular(view, info, k=k, allowed=allowed, seen=seen)
+        if history is None and exclude_seen:  # not fresh: the lists made at load hold
+            cached = self._from_top_n(view, info, user, k, allowed)
+            if cached is not None:
+                return cached
         ranked = view.model.recommend(
             user, k=k, exclude_seen=exclude_seen, candidates=_indices(allowed)
         )
         return self._answer(
             view, info, "personalized", ranked, history=view.history(user), ignored=[]
         )
+
+    def _from_top_n(
+        self,
+        view: ModelView,
+        info: ModelInfo,
+        user: int,
+        k: int,
+        allowed: npt.NDArray[np.bool_] | None,
+    ) -> Answer | None:
+        """The answer from the user's top-N list, None when it cannot give it (not filled yet,
+        ``k`` deeper than the lists, or a filter leaving fewer than ``k`` of a full list)."""
+        top_n = self._top_n
+        if top_n is None or top_n.view is not view or k > top_n.depth:
+            return None
+        answers = self._answers
+        if allowed is None and (known := answers.get((user, k))) is not None:
+            return known
+        row = top_n.row(user)
+        if row is None:
+            return None
+        items, scores = row
+        if allowed is not None:
+            keep = allowed[items]
+            if int(keep.sum()) < k and len(items) == top_n.depth:
+                return None
+            items, scores = items[keep], scores[keep]
+        answer = self._answer(
+            view, info, "personalized", (items[:k], scores[:k]), history=view.history(user),
+            ignored=[],
+        )  # fmt: skip
+        if allowed is None:  # an unfiltered answer is asked again and again: keep it
+            if len(answers) >= MAX_KEPT_ANSWERS:
+                answers.pop(next(iter(answers)))
+            answers[user, k] = answer
+        return answer
 
     def recommend_history(
         self,
