@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
@@ -879,12 +880,19 @@ def _print_tuning(result: TuningResult) -> None:
     console.print(f"MLflow run {result.parent_run_id}")
 
 
+def _cores() -> int:
+    """The API's default worker count: the machine's cores (a worker serves on one core)."""
+    return max(os.cpu_count() or 1, 1)
+
+
 @app.command("serve")
 @fails_cleanly
 def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve the API (FastAPI under uvicorn): the champion's recommendations, docs at /docs."""
@@ -895,7 +903,7 @@ def serve_command(
         f"movierec API on http://{host}:{port} (docs: /docs); try:\n"
         f"  curl 'http://{host}:{port}/users/1/recommendations?k=5'"
     )
-    serving_app.serve(settings, host, port, workers, access_log=access_log)
+    serving_app.serve(settings, host, port, workers or _cores(), access_log=access_log)
 
 
 @app.command("ui")
@@ -921,14 +929,16 @@ def up_command(
     host: Annotated[str, typer.Option(help="Interface both servers listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="The API's port.")] = 8000,
     ui_port: Annotated[int, typer.Option(min=1, max=65535, help="The UI's port.")] = 8501,
-    workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="API worker processes (default: one per core).")
+    ] = None,
 ) -> None:
     """Serve the API and the UI together; Ctrl-C stops both."""
     from movierec.ui.launch import run_stack
 
     if port == ui_port:
         raise typer.BadParameter("the API and the UI need two different ports")
-    raise typer.Exit(run_stack(host, port, host, ui_port, workers))
+    raise typer.Exit(run_stack(host, port, host, ui_port, workers or _cores()))
 
 
 if __name__ == "__main__":  # pragma: no cover
