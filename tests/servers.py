@@ -29,6 +29,16 @@ def free_port() -> int:
 @contextmanager
 def api_server(settings: Settings, workers: int = 1) -> Iterator[str]:
     """``serve`` for ``settings`` until the block ends; yields its address once it is ready."""
+    with api_server_process(settings, workers) as (url, _):
+        yield url
+
+
+@contextmanager
+def api_server_process(
+    settings: Settings, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """:func:`api_server`, with its process: the leader of its own process group (a test may
+    ``os.killpg`` the whole server, workers included)."""
     port = free_port()
     code = (
         "from movierec.config import Settings; from movierec.serving.app import serve; "
@@ -38,7 +48,7 @@ def api_server(settings: Settings, workers: int = 1) -> Iterator[str]:
     with _process([sys.executable, "-c", code], env) as process:
         url = f"http://127.0.0.1:{port}"
         _wait_until_ready(process, f"{url}/ready")
-        yield url
+        yield url, process
 
 
 @contextmanager
@@ -56,17 +66,27 @@ def ui_server(api_url: str) -> Iterator[str]:
 @contextmanager
 def _process(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, its workers with it
     )
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:  # not killed by the test already
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_until_ready(process: subprocess.Popen[str], url: str) -> None:
