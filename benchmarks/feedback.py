@@ -1,0 +1,178 @@
+"""Live feedback benchmark: ``POST /ratings`` under load from wrk, on SQLite and PostgreSQL.
+
+On ``make run``'s data (ml-latest-small from ``MOVIEREC_DATASETS_DIR``) and a quick ALS model,
+for each store: ``GET /health`` (the HTTP floor, in the same run), one rating per request at
+concurrency 32 (ratings/s, p50/p99, errors: every answer must be a 201, durable when sent), then
+``GET /users/{id}/recommendations`` at concurrency 32 while ~1,000 ratings/s are posted beside it
+(wrk's per-request ``delay``). PostgreSQL: a database of its own at ``--pg`` (trust auth),
+dropped afterwards.
+
+Run: ``.venv/bin/python benchmarks/feedback.py [--seconds 10] [--pg URL|none]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from serving import _cli, _environment, _free_port, _get_status, require_wrk
+
+TARGET_RATINGS_PER_S = 5_000.0
+TARGET_WRITE_P99_MS = 50.0
+TARGET_READ_P99_MS = 20.0
+POSTED_BESIDE_READS = 1_000  # ratings/s, as the issue's target states
+WRITER_CONNECTIONS = 8
+
+# ``-- SEED USERS_FILE MOVIES_FILE ROUTE DELAY_MS``: posts (one rating each, users drawn from
+# far above the data's ids so every post is a real insert), reads or health checks.
+WRK_LUA = r"""
+local users, movies, route, pause = {}, {}, "rate", 0
+function init(args)
+  math.randomseed(tonumber(args[1]))
+  for line in io.lines(args[2]) do users[#users + 1] = tonumber(line) end
+  for line in io.lines(args[3]) do movies[#movies + 1] = tonumber(line) end
+  route, pause = args[4], tonumber(args[5])
+end
+function delay() return pause end
+function request()
+  if route == "read" then
+    return wrk.format("GET", "/users/" .. users[math.random(#users)] .. "/recommendations?k=10")
+  elseif route == "health" then
+    return wrk.format("GET", "/health")
+  end
+  local body = string.format('{"user_id":%d,"movie_id":%d,"rating":%.1f}',
+    math.random(1000000, 2000000), movies[math.random(#movies)], math.random(1, 10) / 2)
+  return wrk.format("POST", "/ratings", {["Content-Type"] = "application/json"}, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK_RESULT {"requests":%d,"duration_us":%d,"p50_us":%d,' ..
+    '"p99_us":%d,"errors":%d}\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout + e.status))
+end
+"""
+
+
+def prepare(env: dict[str, str]) -> None:
+    """ml-latest-small into the store and a quick ALS model in the data dir."""
+    for command in (["ingest", "movielens", "ml-latest-small"], ["train", "-m", "als"]):
+        subprocess.run([_cli(), *command], env=env, check=True, capture_output=True)
+
+
+def wrk(url: str, files: list[Path], route: str, connections: int, seconds: float, pause: int):
+    """Start one wrk run (one thread); ``finish`` it for its figures."""
+    command = [
+        require_wrk(), "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout",
+        "5s", "-s", str(files[0]), url, "--", "7", str(files[1]), str(files[2]), route,
+        str(pause),
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen[str]) -> dict[str, float]:
+    output, _ = process.communicate()
+    line = next(x for x in output.splitlines() if x.startswith("WRK_RESULT "))
+    raw = json.loads(line.removeprefix("WRK_RESULT "))
+    seconds = raw["duration_us"] / 1e6
+    return {
+        "rps": raw["requests"] / seconds,
+        "p50_ms": raw["p50_us"] / 1e3,
+        "p99_ms": raw["p99_us"] / 1e3,
+        "errors": raw["errors"],
+    }
+
+
+def measure(env: dict[str, str], files: list[Path], seconds: float) -> dict[str, dict]:
+    """The store's figures: health, posts alone, reads beside ~1,000 posts/s."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [_cli(), "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while _get_status(f"{url}/ready") != 200:
+            if server.poll() is not None:
+                raise RuntimeError("the server exited")
+        out = {"health": finish(wrk(url, files, "health", 32, seconds, 0))}
+        out["rate"] = finish(wrk(url, files, "rate", 32, seconds, 0))
+        # Each writer waits ``pause`` ms between posts: ~1,000 posts/s from 8 connections.
+        pause = WRITER_CONNECTIONS * 1000 // POSTED_BESIDE_READS
+        writes = wrk(url, files, "rate", WRITER_CONNECTIONS, seconds, pause)
+        out["read"] = finish(wrk(url, files, "read", 32, seconds, 0))
+        out["rate_beside_reads"] = finish(writes)
+        return out
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def backend(name: str, pg: str, folder: Path) -> tuple[dict[str, str], str | None]:
+    """The environment of a fresh store (``sqlite`` or ``postgresql``) and the database to drop."""
+    env = _environment(folder / name, monitor=True)
+    if name == "sqlite":
+        return env, None
+    database = f"movierec_feedback_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{database}"')
+    admin.dispose()
+    env["MOVIEREC_DATABASE_URL"] = pg.rsplit("/", 1)[0] + f"/{database}"
+    return env, database
+
+
+def drop(pg: str, database: str) -> None:
+    admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--datasets-dir", default="/work/shared/datasets")
+    args = parser.parse_args(argv)
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = [folder / "load.lua", folder / "users.txt", folder / "movies.txt"]
+        files[0].write_text(WRK_LUA)
+        for name in ("sqlite", "postgresql") if args.pg != "none" else ("sqlite",):
+            env, database = backend(name, args.pg, folder)
+            env["MOVIEREC_DATASETS_DIR"] = args.datasets_dir
+            try:
+                prepare(env)
+                _id_files(env, files)
+                results[name] = measure(env, files, args.seconds)
+            finally:
+                if database is not None:
+                    drop(args.pg, database)
+            print(name, json.dumps(results[name], indent=1), flush=True)
+    print(json.dumps(results))
+    return 0
+
+
+def _id_files(env: dict[str, str], files: list[Path]) -> None:
+    """The data's user and movie ids, one a line, for the load script."""
+    from movierec.data.store import RatingsStore
+
+    url = env.get("MOVIEREC_DATABASE_URL") or f"sqlite:///{env['MOVIEREC_DATA_DIR']}/movierec.db"
+    with RatingsStore(url) as store:
+        ratings = store.ratings_frame()
+    files[1].write_text("\n".join(map(str, sorted(set(ratings["user_id"].tolist())))))
+    files[2].write_text("\n".join(map(str, sorted(set(ratings["item_id"].tolist())))))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
