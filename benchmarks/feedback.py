@@ -66,7 +66,9 @@ def prepare(env: dict[str, str]) -> None:
         subprocess.run([_cli(), *command], env=env, check=True, capture_output=True)
 
 
-def wrk(url: str, files: list[Path], route: str, connections: int, seconds: float, pause: int):
+def wrk(
+    url: str, files: list[Path], route: str, connections: int, seconds: float, *, pause: int
+) -> subprocess.Popen[str]:
     """Start one wrk run (one thread); ``finish`` it for its figures."""
     command = [
         require_wrk(), "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout",
@@ -103,12 +105,12 @@ def measure(env: dict[str, str], files: list[Path], seconds: float) -> dict[str,
         while _get_status(f"{url}/ready") != 200:
             if server.poll() is not None:
                 raise RuntimeError("the server exited")
-        out = {"health": finish(wrk(url, files, "health", 32, seconds, 0))}
-        out["rate"] = finish(wrk(url, files, "rate", 32, seconds, 0))
+        out = {"health": finish(wrk(url, files, "health", 32, seconds, pause=0))}
+        out["rate"] = finish(wrk(url, files, "rate", 32, seconds, pause=0))
         # Each writer waits ``pause`` ms between posts: ~1,000 posts/s from 8 connections.
         pause = WRITER_CONNECTIONS * 1000 // POSTED_BESIDE_READS
-        writes = wrk(url, files, "rate", WRITER_CONNECTIONS, seconds, pause)
-        out["read"] = finish(wrk(url, files, "read", 32, seconds, 0))
+        writes = wrk(url, files, "rate", WRITER_CONNECTIONS, seconds, pause=pause)
+        out["read"] = finish(wrk(url, files, "read", 32, seconds, pause=0))
         out["rate_beside_reads"] = finish(writes)
         return out
     finally:
