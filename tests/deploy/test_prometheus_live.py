@@ -165,6 +165,11 @@ def make_traffic(client: httpx.Client) -> Traffic:
         for user, body in shown.items()
         if user % 2 == 0 and body["items"]
     ]
+    # And a crowd of new raters: enough new ratings for drift to be judged (50 at least).
+    ratings += [
+        {"user_id": 900_000 + n % 12, "movie_id": movie, "rating": 1.0}
+        for n, movie in enumerate([1, 2, 3, 6, 10, 16, 19, 21, 25, 32] * 6)
+    ]
     stored = client.post("/ratings", json={"ratings": ratings})
     assert stored.status_code == 201, stored.text
     return Traffic(strategies, len(ratings))
