@@ -145,7 +145,7 @@ def test_user_temporal_holdout(
     assert_partition(inter, split)
     train, test, everyone = per_user(split.train), per_user(split.test), per_user(inter)
     # Every held-out rating of a user is at or after every rating they keep in train.
-    both = test.join(train, how="inner", suffixes=("_test", "_train"))
+    both = test.join(train, how="inner", lsuffix="_test", rsuffix="_train")
     assert (both["min_test"] >= both["max_train"]).all()
     sizes = everyone["size"]
     assert set(test.index) == set(sizes[(sizes >= max(min_ratings, 2))].index)

@@ -91,6 +91,7 @@ def test_champion_is_served_and_hot_reloaded(
         after = client.get("/users/1/recommendations").json()
         assert after["model"]["version"] == 2
         assert after["items"] != before["items"], "another seed, other factors"
+        client.get("/monitoring/stats")  # the monitor adds what was served (a scrape does not)
         metrics = client.get("/metrics").text
         assert 'movierec_model_info{name="als",source="registry",version="2"} 1.0' in metrics
         assert 'movierec_model_info{name="als",source="registry",version="1"}' not in metrics
