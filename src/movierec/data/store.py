@@ -899,12 +899,20 @@ def _upsert_users(conn: sa.Connection, users: list[dict[str, Any]]) -> None:
     _upsert(conn, users_table, "user_id", users)
 
 
+# Up to this many distinct movies are looked up by key; more read the whole catalog's ids
+# (reading 10k-27k ids for every group of live ratings cost more than writing the group).
+MAX_LOOKED_UP_MOVIES = 1_000
+
+
 def _check_movies_exist(conn: sa.Connection, item_ids: np.ndarray) -> None:
     """Raise StoreError naming rated item ids that have no row in ``movies``."""
     wanted = pd.unique(item_ids)
     if len(wanted) == 0:
         return
-    known = np.fromiter(conn.execute(sa.select(movies_table.c.item_id)).scalars(), dtype=np.int64)
+    query = sa.select(movies_table.c.item_id)
+    if len(wanted) <= MAX_LOOKED_UP_MOVIES:  # a few ids (live ratings): looked up by key
+        query = query.where(movies_table.c.item_id.in_(wanted.tolist()))
+    known = np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
     missing = wanted[~np.isin(wanted, known)]
     if len(missing):
         raise StoreError(
