@@ -26,8 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import pandas as pd
-
+from movierec.data.store import RatingColumns
 from movierec.errors import StoreError
 
 logger = logging.getLogger(__name__)
@@ -43,14 +42,14 @@ class WriterClosedError(StoreError):
 class GroupStore(Protocol):
     """The store's part the writer needs (see :meth:`RatingsStore.append_groups`)."""
 
-    def append_groups(self, frames: Sequence[pd.DataFrame]) -> list[int]: ...
+    def append_groups(self, groups: Sequence[RatingColumns]) -> list[int]: ...
 
 
 @dataclass
 class _Pending:
     """One request's ratings and the future its answer waits on."""
 
-    frame: pd.DataFrame
+    ratings: RatingColumns
     future: Future[int] = field(default_factory=Future)
 
 
@@ -72,10 +71,10 @@ class RatingWriter:
         self._thread = threading.Thread(target=self._run, name="rating-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, frame: pd.DataFrame) -> Future[int]:
+    def submit(self, ratings: RatingColumns) -> Future[int]:
         """Queue one request's ratings; the future gives how many were inserted or updated,
         once committed, or the store's error for this request alone."""
-        pending = _Pending(frame)
+        pending = _Pending(ratings)
         with self._close_lock:
             if self._closed:
                 raise WriterClosedError("the server is stopping: ratings are not accepted")
@@ -104,7 +103,7 @@ class RatingWriter:
         first = self._queue.get()
         if first is None:
             return [], True
-        group, size = [first], len(first.frame)
+        group, size = [first], len(first.ratings.user_id)
         while size < MAX_GROUP_RATINGS:
             try:
                 pending = self._queue.get_nowait()
@@ -113,7 +112,7 @@ class RatingWriter:
             if pending is None:
                 return self._started(group), True
             group.append(pending)
-            size += len(pending.frame)
+            size += len(pending.ratings.user_id)
         return self._started(group), False
 
     @staticmethod
@@ -123,7 +122,7 @@ class RatingWriter:
 
     def _write(self, group: list[_Pending]) -> None:
         try:
-            counts = self._store.append_groups([p.frame for p in group])
+            counts = self._store.append_groups([p.ratings for p in group])
         except Exception as exc:  # every request gets its own answer below
             if len(group) > 1:
                 logger.info("a group of %d rating requests failed, retrying one by one", len(group))
@@ -139,7 +138,7 @@ class RatingWriter:
     def _committed(self, group: list[_Pending]) -> None:
         """Tell the service whose ratings are now stored; the ratings stay acknowledged if
         that fails (they are durable: the next load finds their users fresh anyway)."""
-        users = sorted({int(u) for p in group for u in p.frame["user_id"].tolist()})
+        users = sorted({int(u) for p in group for u in p.ratings.user_id.tolist()})
         try:
             self._on_commit(users)
         except Exception:
