@@ -79,6 +79,8 @@ bench: $(STAMP) $(CHROMIUM)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/serving.py  # needs wrk (Debian: apt-get install wrk)
 	$(BIN)/python benchmarks/ui.py       # needs Debian's chromium (make test installs it)
+	$(BIN)/python benchmarks/monitoring.py
+	$(BIN)/python benchmarks/feedback.py  # needs wrk; PostgreSQL at 127.0.0.1:5432 (--pg none: skip)
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache
