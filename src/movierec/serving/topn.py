@@ -7,7 +7,8 @@ the lists in chunks after the model is swapped in, so the server is ready at onc
 are used as they are filled. Only a user the served model was trained on, not *fresh* (no
 rating since), asking for seen movies excluded and at most :attr:`TopN.depth` movies is answered
 from them; a filter keeps the list's allowed movies and falls back to scoring when fewer than
-``k`` are left of a full list.
+``k`` are left of a full list. Then, for a model whose similar movies are scored per request,
+every movie's most similar movies are kept the same way (:meth:`Recommender.keep_similar_items`).
 """
 
 from __future__ import annotations
@@ -63,3 +64,7 @@ class TopN:
                 self.filled = int(users[-1]) + 1
         except Exception:  # a model that cannot score in batch: every request scores itself
             logger.exception("the top-%d lists could not be computed", self.depth)
+        try:
+            model.keep_similar_items(self.depth)
+        except Exception:  # a model without item similarity: the route says so per request
+            logger.info("no similar-items table for %s", model.name, exc_info=True)
