@@ -27,6 +27,8 @@ QUALITY_SERIES = {  # column of the history frame: its chart's title
     "popularity_percentile": "Popularity percentile (1 = the most rated)",
     "fallback_share": "Share of popular fallbacks",
 }
+SHARE_TITLE = "share (whiskers: 95% interval)"  # the same on both layers: one axis title
+ONLINE_FORMATS = {"hit rate %": "%.1f%%", "positive rate %": "%.1f%%"}
 SERVED_FORMATS = {  # column of the served table: its number format
     "coverage %": "%.1f%%",
     "diversity": "%.3f",
@@ -147,10 +149,12 @@ def online_chart(report: OnlineResponse) -> alt.LayerChart:
         y=alt.Y("model:N", title=None), yOffset="rate:N", color=alt.Color("rate:N", title=None)
     )
     bars = base.mark_bar().encode(
-        x=alt.X("value:Q", title="share", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
+        x=alt.X(
+            "value:Q", title=SHARE_TITLE, axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])
+        )
     )
     whiskers = base.mark_errorbar(color="black").encode(
-        x=alt.X("low:Q", title="share (whiskers: 95% interval)"), x2="high:Q"
+        x=alt.X("low:Q", title=SHARE_TITLE), x2="high:Q"
     )
     return bars + whiskers
 

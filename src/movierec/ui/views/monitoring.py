@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from itertools import pairwise
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -17,6 +18,7 @@ from movierec.client import RequestRejectedError
 from movierec.ui.api import call, client
 from movierec.ui.metrics import Scrape, parse_metrics
 from movierec.ui.monitoring import (
+    ONLINE_FORMATS,
     QUALITY_SERIES,
     SERVED_FORMATS,
     WINDOW_LABELS,
@@ -76,6 +78,11 @@ def live() -> None:
         st.bar_chart(pd.Series(strategies, name="lists"), horizontal=True)
 
 
+def number_columns(formats: dict[str, str]) -> dict[str, Any]:
+    """Streamlit's column settings printing each named column with its number format."""
+    return {name: st.column_config.NumberColumn(format=form) for name, form in formats.items()}
+
+
 def served_quality() -> None:
     st.caption(
         "Every list of recommendations the API served, per model version: how much of the "
@@ -91,10 +98,7 @@ def served_quality() -> None:
     st.dataframe(
         served_table(stats, WINDOW_LABELS[label or "Last day"]),
         hide_index=True,
-        column_config={
-            name: st.column_config.NumberColumn(format=form)
-            for name, form in SERVED_FORMATS.items()
-        },
+        column_config=number_columns(SERVED_FORMATS),
     )
     history = served_history_frame(call(lambda: client().served_history(), "Reading history"))
     if history.empty or not history["lists"].any():
@@ -123,7 +127,11 @@ def online_feedback() -> None:
         )
         return
     st.altair_chart(online_chart(report), use_container_width=True)
-    st.dataframe(online_table(report), hide_index=True)
+    st.dataframe(
+        online_table(report),
+        hide_index=True,
+        column_config=number_columns(ONLINE_FORMATS),
+    )
 
 
 def data_drift() -> None:
