@@ -880,6 +880,11 @@ def _print_tuning(result: TuningResult) -> None:
     console.print(f"MLflow run {result.parent_run_id}")
 
 
+WorkersOption = Annotated[
+    int | None, typer.Option(min=1, help="API worker processes (default: one per CPU core).")
+]
+
+
 def _cores() -> int:
     """The API's default worker count: the machine's cores (a worker serves on one core)."""
     return max(os.cpu_count() or 1, 1)
@@ -890,9 +895,7 @@ def _cores() -> int:
 def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")
-    ] = None,
+    workers: WorkersOption = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve the API (FastAPI under uvicorn): the champion's recommendations, docs at /docs."""
@@ -929,9 +932,7 @@ def up_command(
     host: Annotated[str, typer.Option(help="Interface both servers listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="The API's port.")] = 8000,
     ui_port: Annotated[int, typer.Option(min=1, max=65535, help="The UI's port.")] = 8501,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="API worker processes (default: one per core).")
-    ] = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Serve the API and the UI together; Ctrl-C stops both."""
     from movierec.ui.launch import run_stack
