@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,9 +102,20 @@ def ml_settings(
 
 @pytest.fixture(scope="module")
 def client(ml_settings: Settings) -> Iterator[TestClient]:
-    """The real app (lifespan run: store opened, model loaded) behind a test client."""
+    """The real app (lifespan run: store opened, model loaded, top-N lists computed) behind a
+    test client: with the lists complete, two requests for a user get the same answer (a list
+    scored in one batch and a list scored alone may differ in the last bits of a score)."""
     with TestClient(create_app(ml_settings, job_commands=quick_commands())) as test_client:
+        wait_for_top_n(test_client)
         yield test_client
+
+
+def wait_for_top_n(client: TestClient, timeout: float = 60.0) -> None:
+    """Until every known user's top-N list is computed, as ``/ready`` says."""
+    deadline = time.monotonic() + timeout
+    while client.get("/ready").json()["top_n_ready"] < 1.0:
+        assert time.monotonic() < deadline, "the top-N lists were not computed in time"
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ def test_health_ready_and_current_model(client: TestClient) -> None:
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["model_source"] == "local"
+    assert ready.json()["top_n_ready"] == 1.0  # the fixture waited for the lists
     current = client.get("/models/current").json()
     assert current["name"] == "als"
     assert current["source"] == "local"

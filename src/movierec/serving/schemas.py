@@ -102,6 +102,10 @@ class ReadyResponse(Response):
     status: Literal["ready"] = "ready"
     model_version: int | None
     model_source: str
+    top_n_ready: float = Field(
+        description="Share of the model's known users whose top-N list is computed (they are "
+        "answered from it); lists are filled in the background after each load, 0 when off."
+    )
 
 
 # ---------------------------------------------------------------- movies

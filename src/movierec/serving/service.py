@@ -196,6 +196,13 @@ class RecommenderService:
             self._on_load(loaded.info)
         return previous, loaded.info
 
+    @property
+    def top_n_share(self) -> float:
+        """The share of the served model's known users answered from top-N lists already (0
+        when the lists are off)."""
+        top_n = self._top_n
+        return 0.0 if top_n is None else top_n.share_filled
+
     def _start_top_n(self, view: ModelView | None) -> None:
         self._answers = {}
         self._top_n = None

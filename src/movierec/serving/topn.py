@@ -45,6 +45,12 @@ class TopN:
         thread.start()
         return thread
 
+    @property
+    def share_filled(self) -> float:
+        """The share of known users whose list is ready (1.0 once the thread is through)."""
+        n_users = self.view.model.n_users
+        return self.filled / n_users if n_users and self.depth else 1.0
+
     def row(self, user: int) -> tuple[IntArray, FloatArray] | None:
         """The user's list (items without the padding), None until it is filled."""
         if user >= self.filled or not self.depth:

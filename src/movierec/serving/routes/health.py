@@ -27,4 +27,6 @@ def ready(service: ServiceDep) -> ReadyResponse:
         service.store.rating_scale  # noqa: B018 (a cheap query: does the store answer?)
     except StoreError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {exc}") from exc
-    return ReadyResponse(model_version=info.version, model_source=info.source)
+    return ReadyResponse(
+        model_version=info.version, model_source=info.source, top_n_ready=service.top_n_share
+    )
