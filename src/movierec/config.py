@@ -23,7 +23,8 @@ class Settings(BaseSettings):
         datasets_dir: A folder searched for MovieLens archives before any download
             (an offline machine points it at local copies).
         database_url: SQLAlchemy URL of the ratings store; defaults to a SQLite file
-            in ``data_dir``. PostgreSQL in production (``postgresql+psycopg://...``).
+            in ``data_dir``. PostgreSQL in production (``postgresql+psycopg://...``), or
+            MySQL/MariaDB (``mysql+pymysql://...``).
         dataset: The data set ``make run`` and commands without a name use.
         model: The model family commands use when they name none.
         verify_checksums: Refuse archives whose checksum is unknown or wrong.
@@ -108,9 +109,10 @@ class Settings(BaseSettings):
     def _known_scheme(cls, url: str | None) -> str | None:
         if not url:  # an empty MOVIEREC_DATABASE_URL means "use the default"
             return None
-        if not url.startswith(("sqlite", "postgresql")):
+        if not url.startswith(("sqlite", "postgresql", "mysql", "mariadb")):
             raise ValueError(
-                f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://..."
+                f"unsupported database URL {url!r}: use sqlite:///PATH, "
+                "postgresql+psycopg://... or mysql+pymysql://..."
             )
         return url
 
