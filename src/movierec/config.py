@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,12 @@ DEFAULT_DATASET = "ml-latest-small"
 # API keys a production service must never run with (placeholders of docs and compose files).
 UNSAFE_API_KEYS = frozenset({"", "changeme", "change-me", "secret", "admin", "movierec", "dev"})
 MIN_API_KEY_CHARS = 16
+# Database passwords a production service must never connect with: empty, the images' and
+# tutorials' defaults, and the development values of deploy/.env.example (all "dev-...").
+UNSAFE_DB_PASSWORDS = frozenset(
+    {"", "postgres", "password", "root", "mysql", "mariadb", "admin", "movierec", "changeme"}
+)
+MIN_DB_PASSWORD_CHARS = 12
 
 
 class Settings(BaseSettings):
@@ -37,7 +44,8 @@ class Settings(BaseSettings):
         primary_metric: The metric promotion compares (lower is better for ``rmse``/``mae``).
         promotion_margin: How much a new model must beat the champion by to replace it.
         environment: ``development`` or ``production``; production refuses to start without
-            a strong API key.
+            a strong API key, or with a database server URL whose password is missing, a
+            default or short.
         api_key: The key admin routes (training, tuning, reload) require in ``X-API-Key``.
         max_k: The largest ``k`` a client may ask for.
         max_batch: The most ratings (or movies in a history) one request may carry.
@@ -128,6 +136,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _production_needs_real_database_passwords(self) -> Self:
+        if self.environment != "production":
+            return self
+        # A file (SQLite) has no password; a server URL must carry a real one.
+        urls = {"MOVIEREC_DATABASE_URL": self.database_url,
+                "MOVIEREC_MLFLOW_TRACKING_URI": self.mlflow_tracking_uri}  # fmt: skip
+        for variable, url in urls.items():
+            problem = _weak_server_password(url)
+            if problem is not None:
+                raise ValueError(
+                    f"production refuses {variable}: {problem}; set a non-default password of "
+                    f"at least {MIN_DB_PASSWORD_CHARS} characters (e.g. `openssl rand -hex 24`)"
+                )
+        return self
+
     @cached_property
     def store_url(self) -> str:
         """The database URL to use: the configured one or a SQLite file in ``data_dir``."""
@@ -168,3 +192,26 @@ class Settings(BaseSettings):
     def snapshots_dir(self) -> Path:
         """Where content-hashed parquet snapshots of the store are written."""
         return self.data_dir / "snapshots"
+
+
+def _weak_server_password(url: str | None) -> str | None:
+    """Why the password of a database server URL is unsafe, or None (also for files, HTTP
+    tracking servers and no URL). The URL itself is never part of the answer: it holds the
+    password."""
+    if not url or "://" not in url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.startswith("sqlite") or parts.scheme in {"http", "https", "file"}:
+        return None
+    if not parts.hostname or "host=/" in parts.query:
+        return None  # a local socket: the operating system authenticates (peer), no password
+    password = unquote(parts.password or "")
+    if not password:
+        return f"the {parts.scheme} URL has no password"
+    if password.lower() in UNSAFE_DB_PASSWORDS or password.lower().startswith("dev-"):
+        return f"the {parts.scheme} URL has a default or development password"
+    if len(password) < MIN_DB_PASSWORD_CHARS:
+        return (
+            f"the {parts.scheme} URL's password is shorter than {MIN_DB_PASSWORD_CHARS} characters"
+        )
+    return None
