@@ -259,10 +259,17 @@ class RecommenderService:
     # ---- recommendations --------------------------------------------------------------------
 
     def recommend_user(
-        self, user_id: int, k: int, filters: Filter, *, exclude_seen: bool = True
+        self,
+        user_id: int,
+        k: int,
+        filters: Filter,
+        *,
+        exclude_seen: bool = True,
+        model: tuple[ModelView, ModelInfo] | None = None,
     ) -> Answer:
-        """Top-``k`` for a user: personalized, folded in with their new ratings, or popular."""
-        view, info = self._view()
+        """Top-``k`` for a user: personalized, folded in with their new ratings, or popular;
+        by ``model`` when given (an experiment's arm), else by the served model."""
+        view, info = self._view() if model is None else model
         allowed = view.candidates(filters.genres, filters.year_min, filters.year_max)
         user = view.model.user_index_of(user_id)
         history = self._stored_history(view, user_id) if user_id in self._fresh else None
@@ -325,9 +332,11 @@ class RecommenderService:
         ratings: list[float] | None,
         k: int,
         filters: Filter,
+        model: tuple[ModelView, ModelInfo] | None = None,
     ) -> Answer:
-        """Top-``k`` for a visitor known only by this history (fold-in, no retraining)."""
-        view, info = self._view()
+        """Top-``k`` for a visitor known only by this history (fold-in, no retraining), by
+        ``model`` when given, else by the served model."""
+        view, info = self._view() if model is None else model
         item_of = view.item_of_movie
         missing = {movie_id for movie_id in movie_ids if movie_id not in item_of}
         if missing:
