@@ -1,8 +1,10 @@
-"""Shared fixtures: the offline MovieLens copies, and real SQLite and PostgreSQL stores.
+"""Shared fixtures: the offline MovieLens copies, and real SQLite, PostgreSQL and MariaDB stores.
 
 PostgreSQL: each test session creates its own database on the server named by
 ``MOVIEREC_TEST_PG_URL`` (default: the local server, trust auth) and drops it at the end.
-Tests that need it are skipped, with the reason, only when no server answers.
+MySQL/MariaDB: likewise on the server named by ``MOVIEREC_TEST_MYSQL_URL`` (default: the local
+server, root without a password). Tests that need a server are skipped, with the reason, only
+when none answers.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ settings.load_profile("movierec")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
     "MOVIEREC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+MYSQL_ADMIN_URL = os.environ.get(
+    "MOVIEREC_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"
 )
 
 
@@ -75,11 +80,57 @@ def _reset_pg_schema(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="session")
+def mysql_server_url() -> Iterator[str]:
+    """A fresh MySQL/MariaDB database for this test session, dropped afterwards."""
+    admin = sa.create_engine(MYSQL_ADMIN_URL)
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"no MySQL/MariaDB server answers at {MYSQL_ADMIN_URL}: {exc.orig}")
+    name = f"movierec_test_{uuid.uuid4().hex[:12]}"
+    url = sa.make_url(MYSQL_ADMIN_URL).set(database=name)
+    _create_mysql_database(admin, name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+def _create_mysql_database(admin: sa.Engine, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+
+
+def _reset_mysql_database(url: str) -> None:
+    """Drop and create the database again: the next test starts without tables."""
+    name = sa.make_url(url).database
+    admin = sa.create_engine(MYSQL_ADMIN_URL)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE `{name}`"))
+    _create_mysql_database(admin, str(name))
+    admin.dispose()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty store URL, once for SQLite and once for PostgreSQL."""
+    """An empty store URL, once each for SQLite, PostgreSQL and MySQL/MariaDB."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'movierec.db'}"
+    if request.param == "mysql":
+        mysql_url: str = request.getfixturevalue("mysql_server_url")
+        _reset_mysql_database(mysql_url)
+        return mysql_url
     url: str = request.getfixturevalue("pg_server_url")
     _reset_pg_schema(url)
     return url

@@ -151,11 +151,15 @@ def _writes_blocked(url: str) -> Iterator[None]:
         with engine.connect() as conn:
             if engine.dialect.name == "sqlite":
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif engine.dialect.name == "mysql":  # a session lock, not a transaction's
+                conn.exec_driver_sql("LOCK TABLES ratings WRITE")
             else:
                 conn.exec_driver_sql("BEGIN")
                 conn.exec_driver_sql("LOCK TABLE ratings IN EXCLUSIVE MODE")
             yield
             conn.exec_driver_sql("ROLLBACK")
+            if engine.dialect.name == "mysql":
+                conn.exec_driver_sql("UNLOCK TABLES")
     finally:
         engine.dispose()
 

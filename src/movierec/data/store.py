@@ -1,7 +1,7 @@
 """The ratings store: movies, users and ratings in SQL (SQLAlchemy Core).
 
-SQLite (a WAL-mode file) is the embedded default, PostgreSQL the production store. Both hold
-the same five tables:
+SQLite (a WAL-mode file) is the embedded default, PostgreSQL the production store, MySQL or
+MariaDB (``mysql+pymysql://``) works too. All hold the same tables:
 
 * ``movies``: the catalog, genres ``|``-joined;
 * ``users``: users the source names (a rating needs no row here);
@@ -10,7 +10,8 @@ the same five tables:
 * ``dataset_meta``: key/value pairs (the dataset name and rating scale), which snapshots carry.
 
 Bulk loads run in one transaction: on PostgreSQL through binary ``COPY`` with the tuples built
-by numpy, on SQLite through ``executemany`` of an upsert. Usage::
+by numpy, on MySQL through ``LOAD DATA LOCAL INFILE`` (:mod:`movierec.data.mysql`), on SQLite
+through ``executemany`` of an upsert. Usage::
 
     with RatingsStore(url) as store:
         result = store.ingest(loaded_data)
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,8 +32,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from movierec.data import mysql as mysql_paths
 from movierec.data.schema import (
     RATING_COLUMNS,
     RATING_DTYPES,
@@ -56,6 +58,10 @@ __all__ = [
 
 metadata = sa.MetaData()
 
+# MySQL: 4-byte utf8 (titles with emoji), and binary collation so text compares exactly as on
+# SQLite and PostgreSQL (the default collation folds case: "ML-100K" would equal "ml-100k").
+_MYSQL_TABLE: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
 movies_table = sa.Table(
     "movies",
     metadata,
@@ -65,6 +71,7 @@ movies_table = sa.Table(
     sa.Column("genres", sa.Text, nullable=False),
     sa.Column("imdb_id", sa.Text),
     sa.Column("tmdb_id", sa.BigInteger),
+    **_MYSQL_TABLE,
 )
 
 users_table = sa.Table(
@@ -72,6 +79,7 @@ users_table = sa.Table(
     metadata,
     sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("name", sa.Text),
+    **_MYSQL_TABLE,
 )
 
 ratings_table = sa.Table(
@@ -79,7 +87,12 @@ ratings_table = sa.Table(
     metadata,
     sa.Column("user_id", sa.BigInteger, nullable=False),
     sa.Column("item_id", sa.BigInteger, nullable=False),
-    sa.Column("rating", sa.REAL, nullable=False),
+    # 4 bytes everywhere (SQLAlchemy's REAL is an 8-byte DOUBLE on MySQL).
+    sa.Column(
+        "rating",
+        sa.REAL().with_variant(mysql_paths.RatingType(), *mysql_paths.DIALECTS),
+        nullable=False,
+    ),
     sa.Column("timestamp", sa.BigInteger, nullable=False),
     sa.PrimaryKeyConstraint("user_id", "item_id", name="ratings_pkey"),
     # No index on "timestamp": it cost a third of a 20M-row bulk load, and nothing reads by
@@ -87,6 +100,7 @@ ratings_table = sa.Table(
     # range scan over 20M rows takes about a second).
     # Clustered on the key: no separate key index, and scans come back sorted by user, item.
     sqlite_with_rowid=False,
+    **_MYSQL_TABLE,
 )
 
 ingestion_log_table = sa.Table(
@@ -104,14 +118,22 @@ ingestion_log_table = sa.Table(
     sa.Column("rows_updated", sa.BigInteger),
     sa.Column("rows_unchanged", sa.BigInteger),
     sa.Column("details", sa.Text),
+    **_MYSQL_TABLE,
 )
 
 dataset_meta_table = sa.Table(
     "dataset_meta",
     metadata,
-    sa.Column("key", sa.Text, primary_key=True),
+    # MySQL keys a text column only by a prefix of given length: a VARCHAR there.
+    sa.Column(
+        "key", sa.Text().with_variant(sa.String(64), *mysql_paths.DIALECTS), primary_key=True
+    ),
     sa.Column("value", sa.Text, nullable=False),
+    **_MYSQL_TABLE,
 )
+
+# MySQL's BLOB holds 64 KB; a batch of lists can be larger.
+_ARRAY = sa.LargeBinary().with_variant(mysql.LONGBLOB(), *mysql_paths.DIALECTS)
 
 # Lists of recommendations served to known users (movierec.monitoring.impressions): a row per
 # model version per write of a worker, its lists as little-endian arrays (columnar batches).
@@ -125,11 +147,12 @@ impressions_table = sa.Table(
     sa.Column("first_shown", sa.BigInteger, nullable=False),
     sa.Column("last_shown", sa.BigInteger, nullable=False),
     sa.Column("lists", sa.Integer, nullable=False),
-    sa.Column("user_ids", sa.LargeBinary, nullable=False),  # int64, a list each
-    sa.Column("shown_at", sa.LargeBinary, nullable=False),  # int64 epoch seconds
-    sa.Column("strategies", sa.LargeBinary, nullable=False),  # uint8 codes
-    sa.Column("lengths", sa.LargeBinary, nullable=False),  # int32 movies per list
-    sa.Column("movie_ids", sa.LargeBinary, nullable=False),  # int64, the lists one after another
+    sa.Column("user_ids", _ARRAY, nullable=False),  # int64, a list each
+    sa.Column("shown_at", _ARRAY, nullable=False),  # int64 epoch seconds
+    sa.Column("strategies", _ARRAY, nullable=False),  # uint8 codes
+    sa.Column("lengths", _ARRAY, nullable=False),  # int32 movies per list
+    sa.Column("movie_ids", _ARRAY, nullable=False),  # int64, the lists one after another
+    **_MYSQL_TABLE,
 )  # fmt: skip
 
 # dataset_meta keys. "since_log_id": the ingestion that first loaded the current dataset; only
@@ -300,7 +323,8 @@ class RatingsStore:
     """The ratings/movies store behind one SQLAlchemy engine.
 
     Args:
-        url: ``sqlite:///PATH`` or ``postgresql+psycopg://...``. The schema is created if absent.
+        url: ``sqlite:///PATH``, ``postgresql+psycopg://...`` or ``mysql+pymysql://...``. The
+            schema is created if absent.
 
     Raises:
         StoreError: the database cannot be opened (the message names the redacted URL).
@@ -309,7 +333,9 @@ class RatingsStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = _make_engine(url)
-        self.dialect: str = self._engine.dialect.name
+        name = self._engine.dialect.name
+        # "mysql" for MariaDB too (a mariadb:// URL names it "mariadb"): the same SQL serves both.
+        self.dialect: str = "mysql" if name in mysql_paths.DIALECTS else name
         try:
             with self._engine.begin() as conn:
                 metadata.create_all(conn)
@@ -352,7 +378,7 @@ class RatingsStore:
         try:
             with self._engine.connect() as plain:
                 conn = plain
-                if self.dialect == "postgresql":
+                if self.dialect != "sqlite":  # MySQL's default, but a server may set another
                     conn = plain.execution_options(isolation_level="REPEATABLE READ")
                 with conn.begin():
                     yield conn
@@ -433,6 +459,10 @@ class RatingsStore:
         if self.dialect == "postgresql":
             # Serializes ingests and appends; readers go on.
             conn.exec_driver_sql("LOCK TABLE ratings IN SHARE ROW EXCLUSIVE MODE")
+        elif self.dialect == "mysql":
+            # LOCK TABLES would commit the transaction; locking the metadata rows every ingest
+            # rewrites serializes ingests instead (appends meet them on the ratings' row locks).
+            conn.execute(sa.select(dataset_meta_table.c.key).with_for_update())
         meta = _read_meta(conn)
         current = meta.get(_META_DATASET)
         log_id = _start_log(conn, data, started_at)
@@ -473,7 +503,7 @@ class RatingsStore:
         # Impressions name movies and users of the data set being replaced: they go too.
         if self.dialect == "postgresql":
             conn.exec_driver_sql("TRUNCATE ratings, movies, users, impressions")
-        else:
+        else:  # MySQL's TRUNCATE would commit the transaction
             for table in (ratings_table, movies_table, users_table, impressions_table):
                 conn.execute(table.delete())
 
@@ -487,9 +517,7 @@ class RatingsStore:
         """Upsert sorted, de-duplicated ratings; returns (inserted, updated, unchanged)."""
         if len(cols["user_id"]) == 0:
             return 0, 0, 0
-        if self.dialect == "postgresql":
-            return _pg_load_ratings(conn, cols)
-        return _sqlite_upsert_ratings(conn, cols)
+        return _BULK_LOAD[self.dialect](conn, cols)
 
     def _log_failure(self, data: LoadedDataLike, started_at: str, exc: Exception) -> None:
         # Its own transaction: the failed one is rolled back with everything it wrote.
@@ -536,9 +564,7 @@ class RatingsStore:
         with self._write() as conn:
             cols = _prepare_ratings(_with_timestamps(frame), _appendable_scale(conn))
             _check_movies_exist(conn, cols["item_id"])
-            if self.dialect == "postgresql":
-                return sum(_pg_upsert_via_staging(conn, cols)[:2])
-            return sum(_sqlite_upsert_ratings(conn, cols)[:2])
+            return sum(_BULK_UPSERT[self.dialect](conn, cols)[:2])
 
     def append_groups(self, groups: Sequence[RatingColumns]) -> list[int]:
         """Store several requests' ratings (canonical columns, timestamps given) in one commit.
@@ -557,7 +583,7 @@ class RatingsStore:
             whole = {c: np.concatenate([getattr(g, c) for g in groups]) for c in RATING_COLUMNS}
             _check_scale(whole["rating"], _appendable_scale(conn))
             _check_movies_exist(conn, whole["item_id"])
-            upsert = _pg_upsert_small if self.dialect == "postgresql" else _sqlite_upsert_small
+            upsert = _SMALL_UPSERT[self.dialect]
             ends = np.cumsum([len(group.user_id) for group in groups]).tolist()
             return [
                 upsert(conn, _newest_per_pair({c: v[start:end] for c, v in whole.items()}))
@@ -572,9 +598,7 @@ class RatingsStore:
             return self._ratings_in(conn, since)
 
     def _ratings_in(self, conn: sa.Connection, since: int | None) -> pd.DataFrame:
-        if self.dialect == "postgresql":
-            return _pg_read_ratings(conn, since)
-        return _sqlite_read_ratings(conn, since)
+        return _READ_RATINGS[self.dialect](conn, since)
 
     def movies_frame(self) -> pd.DataFrame:
         """The catalog with the canonical movie dtypes (genres as lists), sorted by item_id."""
@@ -656,8 +680,11 @@ def _make_engine(url: str) -> sa.Engine:
         return _sqlite_engine(parsed)
     if backend == "postgresql":
         return sa.create_engine(parsed, pool_pre_ping=True)
+    if backend in mysql_paths.DIALECTS:
+        return mysql_paths.make_engine(parsed)
     raise StoreError(
-        f"unsupported store URL {redact_url(url)}: use sqlite:/// or postgresql+psycopg://"
+        f"unsupported store URL {redact_url(url)}: use sqlite:///, postgresql+psycopg:// "
+        "or mysql+pymysql://"
     )
 
 
@@ -834,8 +861,9 @@ def _scale_of(meta: dict[str, str]) -> tuple[float, float] | None:
 
 
 def _start_log(conn: sa.Connection, data: LoadedDataLike, started_at: str) -> int:
-    row = conn.execute(
-        ingestion_log_table.insert().returning(ingestion_log_table.c.id),
+    # inserted_primary_key, not RETURNING: MySQL has none (MariaDB has it since 10.5).
+    inserted = conn.execute(
+        ingestion_log_table.insert(),
         {
             "source": data.name,
             "checksum": data.checksum,
@@ -845,7 +873,9 @@ def _start_log(conn: sa.Connection, data: LoadedDataLike, started_at: str) -> in
             "rows_rejected": int(data.report.rows_rejected),
         },
     )
-    return int(row.scalar_one())
+    key = inserted.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def _finish_log(
@@ -894,14 +924,19 @@ def _already_ingested(conn: sa.Connection, data: LoadedDataLike, since_log_id: i
 def _upsert(conn: sa.Connection, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
-    for start in range(0, len(rows), 50_000):
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=[key], set_=update),
-            rows[start : start + 50_000],
+    upsert: Any
+    if conn.dialect.name in mysql_paths.DIALECTS:
+        stmt = mysql.insert(table)
+        upsert = stmt.on_duplicate_key_update(
+            {c.name: stmt.inserted[c.name] for c in table.columns if c.name != key}
         )
+    else:
+        dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table)
+        update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
+        upsert = stmt.on_conflict_do_update(index_elements=[key], set_=update)
+    for start in range(0, len(rows), 50_000):
+        conn.execute(upsert, rows[start : start + 50_000])
 
 
 def _upsert_movies(conn: sa.Connection, movies: list[dict[str, Any]]) -> None:
@@ -1139,3 +1174,31 @@ def _read_users(conn: sa.Connection) -> pd.DataFrame:
             "name": pd.Series([r[1] for r in rows], dtype=object),
         }
     )
+
+
+# ---------------------------------------------------------------------- per dialect
+
+_RatingColumns = dict[str, np.ndarray]
+# Into the ratings table, empty or not: (inserted, updated, unchanged).
+_BULK_LOAD: dict[str, Callable[[sa.Connection, _RatingColumns], tuple[int, int, int]]] = {
+    "postgresql": _pg_load_ratings,
+    "mysql": mysql_paths.load_ratings,
+    "sqlite": _sqlite_upsert_ratings,
+}
+# Into a table that holds ratings already (appends).
+_BULK_UPSERT: dict[str, Callable[[sa.Connection, _RatingColumns], tuple[int, int, int]]] = {
+    "postgresql": _pg_upsert_via_staging,
+    "mysql": mysql_paths.upsert_many,
+    "sqlite": _sqlite_upsert_ratings,
+}
+# A request's few ratings: the number inserted or updated.
+_SMALL_UPSERT: dict[str, Callable[[sa.Connection, _RatingColumns], int]] = {
+    "postgresql": _pg_upsert_small,
+    "mysql": mysql_paths.upsert_small,
+    "sqlite": _sqlite_upsert_small,
+}
+_READ_RATINGS: dict[str, Callable[[sa.Connection, int | None], pd.DataFrame]] = {
+    "postgresql": _pg_read_ratings,
+    "mysql": mysql_paths.read_ratings,
+    "sqlite": _sqlite_read_ratings,
+}
