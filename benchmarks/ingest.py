@@ -1,9 +1,10 @@
-"""Ingest benchmark: synthetic MovieLens-20M-shaped ratings into SQLite and PostgreSQL.
+"""Ingest benchmark: synthetic MovieLens-20M-shaped ratings into SQLite, PostgreSQL and MariaDB.
 
 Measures, in one run and each stage in a fresh process (so every peak RSS is that stage's own):
 
 * ``synth``: generating the ratings (:func:`movierec.data.synth.generate`);
-* ``ingest``: :meth:`RatingsStore.ingest` into PostgreSQL (COPY) and into SQLite;
+* ``ingest``: :meth:`RatingsStore.ingest` into PostgreSQL (COPY), MySQL/MariaDB (LOAD DATA
+  LOCAL INFILE) and SQLite;
 * ``to_sql``: the common way, ``pandas.DataFrame.to_sql``, on a sample of ``--baseline-rows``
   rows into a fresh table of the same databases (``method="multi"`` and the default method),
   extrapolated per row to the full size: the baseline the store is compared with;
@@ -14,8 +15,9 @@ Targets (the issue's, for 20M ratings; scaled linearly for other sizes): Postgre
 most 60 s and at least 20x the faster ``to_sql`` baseline, snapshot + Interactions at most 30 s,
 every stage under 4 GB peak RSS.
 
-Run ``python benchmarks/ingest.py --help``; it makes (and drops) its own PostgreSQL database and
-keeps everything else in a temporary folder. See ``benchmarks/README.md`` for the latest numbers.
+Run ``python benchmarks/ingest.py --help``; it makes (and drops) its own PostgreSQL and MySQL
+databases and keeps everything else in a temporary folder. See ``benchmarks/README.md`` for the
+latest numbers.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ def stage_to_sql(params: Params, url: str, backend: str, method: str | None) -> 
         with _measure(f"to_sql {method or 'default'}", backend, len(sample), out):
             sample.to_sql(table, engine, index=False, method=method, chunksize=chunksize)
         with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP TABLE "{table}"'))
+            conn.execute(sa.text(f"DROP TABLE {engine.dialect.identifier_preparer.quote(table)}"))
     finally:
         engine.dispose()
     return out[0]
@@ -214,17 +216,21 @@ def _in_fresh_process(body: Callable[..., Stage], *args: Any) -> Stage:
 
 
 @contextmanager
-def temporary_pg_database(admin_url: str) -> Iterator[str]:
-    """A new PostgreSQL database with a random name, dropped (WITH FORCE) on exit."""
+def temporary_database(admin_url: str) -> Iterator[str]:
+    """A new PostgreSQL or MySQL database with a random name, dropped on exit."""
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"movierec_bench_{uuid.uuid4().hex[:12]}"
+    quoted = admin.dialect.identifier_preparer.quote(name)
+    postgres = admin.dialect.name == "postgresql"
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        options = "" if postgres else " CHARACTER SET utf8mb4"
+        conn.execute(sa.text(f"CREATE DATABASE {quoted}{options}"))
     try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            force = " WITH (FORCE)" if postgres else ""
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
         admin.dispose()
 
 
@@ -232,7 +238,10 @@ def _server_version(url: str) -> str:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return str(conn.execute(sa.text("SHOW server_version")).scalar())
+            query = (
+                "SHOW server_version" if engine.dialect.name == "postgresql" else "SELECT version()"
+            )
+            return str(conn.execute(sa.text(query)).scalar())
     finally:
         engine.dispose()
 
@@ -241,7 +250,7 @@ def _server_version(url: str) -> str:
 
 
 def run(args: argparse.Namespace, workdir: str) -> list[Stage]:
-    """Every stage, in order; the PostgreSQL stages inside a temporary database."""
+    """Every stage, in order; the PostgreSQL and MySQL stages inside temporary databases."""
     params = Params(
         ratings=args.ratings,
         users=args.users,
@@ -256,8 +265,11 @@ def run(args: argparse.Namespace, workdir: str) -> list[Stage]:
         sqlite_url = f"sqlite:///{Path(workdir) / 'movierec.db'}"
         stages += _backend_stages(params, sqlite_url, "sqlite", args.skip_store)
     if not args.skip_postgres:
-        with temporary_pg_database(args.pg_url) as pg_url:
+        with temporary_database(args.pg_url) as pg_url:
             stages += _backend_stages(params, pg_url, "postgresql", args.skip_store)
+    if not args.skip_mysql:
+        with temporary_database(args.mysql_url) as mysql_url:
+            stages += _backend_stages(params, mysql_url, "mysql", args.skip_store)
     _judge(stages, params)
     return stages
 
@@ -369,12 +381,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
         help="an existing database on the server; the benchmark creates and drops its own",
     )
+    parser.add_argument(
+        "--mysql-url",
+        default=os.environ.get(
+            "MOVIEREC_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"
+        ),
+        help="a MySQL/MariaDB database on the server; the benchmark creates and drops its own",
+    )
     parser.add_argument("--baseline-rows", type=int, default=200_000)
     parser.add_argument(
         "--baseline-chunksize", type=int, default=2_000, help="rows per to_sql multi INSERT"
     )
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-mysql", action="store_true")
     parser.add_argument(
         "--skip-store", action="store_true", help="only synth and the to_sql baselines"
     )
@@ -397,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine() | {"load_avg_1min": [load_before, os.getloadavg()[0]]}
     if not args.skip_postgres:
         info["postgresql"] = _server_version(args.pg_url)
+    if not args.skip_mysql:
+        info["mysql"] = _server_version(args.mysql_url)
     print(render(stages, args))
     print(
         f"\n{info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB;"
