@@ -305,3 +305,40 @@ def test_sqlite_creates_parent_dir_and_uses_wal(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     assert path.exists()
+
+
+def test_exact_values_round_trip(store: RatingsStore) -> None:
+    """utf8mb4 titles, 64-bit and negative ids, float32 ratings with all their digits: every
+    store gives back exactly what it was given (MySQL's FLOAT text keeps only 6 digits)."""
+    rng = np.random.default_rng(3)
+    ratings = pd.DataFrame(
+        {
+            "user_id": np.array([-5, 1, 2**40, 2**62], dtype=np.int64),
+            "item_id": np.array([10, 2**33, 10, 2**33], dtype=np.int64),
+            "rating": rng.uniform(0, 100, 4).astype(np.float32),
+            "timestamp": np.array([0, -86_400, 2**40, 1], dtype=np.int64),
+        }
+    )
+    movies = make_movies([10, 2**33]).assign(
+        title=["Amélie 🎬 東京物語", "Ca' Foscari"], year=pd.array([2001, None], dtype="Int64")
+    )
+    data = replace(base_data(), ratings=ratings, movies=movies, users=None, rating_scale=(0, 100))
+    store.ingest(data)
+    expected = ratings.sort_values(["user_id", "item_id"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(sorted_ratings(store), expected)
+    assert store.movies_frame()["title"].tolist() == ["Amélie 🎬 東京物語", "Ca' Foscari"]
+    stats = store.stats()  # a summary: as precise as float32, not bit for bit
+    assert (stats.rating_min, stats.rating_max) == pytest.approx(
+        (ratings["rating"].min(), ratings["rating"].max()), rel=1e-6
+    )
+    # An append of the same float32 value is no change; a different one is.
+    assert store.append_many(ratings.iloc[[0]]) == 0
+    changed = ratings.iloc[[0]].assign(rating=np.nextafter(ratings["rating"].iloc[0], np.inf))
+    assert store.append_many(changed) == 1
+
+
+def test_dataset_names_compare_exactly(store: RatingsStore) -> None:
+    """A name differing in case is another data set (MySQL's default collation folds case)."""
+    store.ingest(base_data("ml-test"))
+    with pytest.raises(StoreError, match="holds dataset 'ml-test'"):
+        store.ingest(base_data("ML-TEST"))
