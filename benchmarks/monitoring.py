@@ -170,11 +170,12 @@ def served_section(args: argparse.Namespace) -> dict[str, Any]:
     from movierec.data.interactions import Interactions
     from movierec.data.synth import generate
     from movierec.models import create_model
-    from movierec.monitoring.batch import ServedList
+    from movierec.monitoring.batch import Queued, columns
     from movierec.monitoring.impressions import ImpressionLog, ImpressionStore
     from movierec.monitoring.served import ServedQuality
     from movierec.serving.catalog import Catalog, ModelView
     from movierec.serving.loading import ModelInfo
+    from movierec.serving.service import Answer
 
     print(f"\n## Serving monitor: {args.rate:,} lists/s, online feedback over {args.kept:,} lists")
     data = generate(7_000, 3_000, 1_000_000, seed=args.seed)
@@ -191,16 +192,17 @@ def served_section(args: argparse.Namespace) -> dict[str, Any]:
         store.ingest(data)
         now = time.time()
 
-        def second(offset: float) -> list[ServedList]:
+        def second(offset: float) -> list[Queued]:
             users = rng.integers(0, 7_000, args.rate)
             items = rng.integers(0, view.model.n_items, (args.rate, 10))
-            return [ServedList(view, info, "personalized", int(u), row.tolist(), 10, now + offset)
-                    for u, row in zip(users, items, strict=True)]  # fmt: skip
+            return [(Answer("personalized", view, info, row.tolist(), [], [], []), int(u), 10,
+                     now + offset) for u, row in zip(users, items, strict=True)]  # fmt: skip
 
         batches = [second(i) for i in range(args.seconds)]
         quality, log = ServedQuality(folder / "served"), ImpressionLog(store, settings)
-        served_ms = _ms_per_batch(quality.add, batches)
-        logged_ms = _ms_per_batch(log.add, batches)
+        # The monitor turns a batch into columns once, for both: counted with served quality.
+        served_ms = _ms_per_batch(lambda batch: quality.add(columns(batch)), batches)
+        logged_ms = _ms_per_batch(log.add, [columns(batch) for batch in batches])
         naive_ms = _ms_per_batch(lambda batch: _naive_log(store, batch), batches[:1])
         online = _online_at_scale(store, log, second, args.kept, settings)
     figures = {"rate": args.rate, "served_ms_per_s": served_ms, "impressions_ms_per_s": logged_ms,
@@ -231,11 +233,11 @@ def _naive_log(store: Any, batch: list[Any]) -> None:
         conn.execute(sa.text("CREATE TABLE IF NOT EXISTS naive_impressions (user_id BIGINT,"
                              " movie_id BIGINT, shown_at BIGINT)"))  # fmt: skip
     insert = sa.text("INSERT INTO naive_impressions VALUES (:user_id, :movie_id, :shown_at)")
-    for served in batch:
+    for answer, user_id, _k, at in batch:
         with store._write() as conn:
-            for item in served.items:
-                conn.execute(insert, {"user_id": served.user_id, "movie_id": item,
-                                      "shown_at": int(served.at)})  # fmt: skip
+            for item in answer.items:
+                conn.execute(insert, {"user_id": user_id, "movie_id": item,
+                                      "shown_at": int(at)})  # fmt: skip
 
 
 def _online_at_scale(
@@ -246,10 +248,12 @@ def _online_at_scale(
     import numpy as np
     import pandas as pd
 
+    from movierec.monitoring.batch import columns
+
     logged = 0
     while logged < kept:
         batch = second(0.0)[: kept - logged]
-        log.add(batch)
+        log.add(columns(batch))
         logged += len(batch)
     shown = store.shown_since(0)
     tops = shown.movies[np.cumsum(shown.lengths) - shown.lengths]  # each list's first movie

@@ -13,9 +13,10 @@ import pytest
 
 from movierec.data.interactions import Interactions
 from movierec.models import create_model
-from movierec.monitoring.batch import ServedList
+from movierec.monitoring.batch import VISITOR, ServedColumns, columns
 from movierec.serving.catalog import Catalog, ModelView
 from movierec.serving.loading import ModelInfo
+from movierec.serving.service import Answer
 
 RATED_BY = {10: [1, 2, 3, 4], 20: [1, 2], 30: [3], 40: [4]}
 GENRES = {10: ["Action"], 20: ["Action"], 30: ["Comedy"], 40: ["Action", "Comedy"]}
@@ -66,7 +67,9 @@ def served(
     k: int = 2,
     strategy: str = "personalized",
     info: ModelInfo = INFO,
-) -> ServedList:
-    """A list of ``movies`` (catalogue ids) served to ``user`` at ``at``."""
+) -> ServedColumns:
+    """A list of ``movies`` (catalogue ids) served to ``user`` at ``at``, as the monitor's
+    thread hands it on."""
     items = [view.item_of_movie[m] for m in movies]
-    return ServedList(view, info, strategy, user, items, k, at)
+    answer = Answer(strategy, view, info, items, [0.0] * len(items), [None] * len(items), [])
+    return columns([(answer, VISITOR if user is None else user, k, at)])[0]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from scipy.stats import kstest
 
 from movierec.config import Settings
-from movierec.monitoring.impressions import DAY, ImpressionLog, ImpressionStore, user_share
+from movierec.monitoring.impressions import DAY, ImpressionLog, ImpressionStore, user_shares
 from movierec.monitoring.online import online_feedback
 from movierec.serving.catalog import ModelView
 from movierec.serving.loading import ModelInfo
@@ -90,10 +91,19 @@ def test_impressions_are_sampled_by_user(store: ImpressionStore, view: ModelView
     assert log_for(store, impressions_sample_rate=0.0).add(lists) == 0
 
 
-def test_user_shares_are_uniform() -> None:
-    shares = [user_share(user) for user in range(20_000)]
+def test_user_shares_are_uniform_and_the_hash_of_exact_integers() -> None:
+    shares = user_shares(np.arange(20_000))
     assert kstest(shares, "uniform").pvalue > 0.001
-    assert user_share(12345) == user_share(12345)
+    ids = np.array([0, 1, 12_345, 2**40 + 7, 2**63 - 1], dtype=np.int64)
+    assert user_shares(ids).tolist() == [_share_of(int(user)) for user in ids]
+
+
+def _share_of(user_id: int) -> float:
+    """splitmix64's mixing in Python's exact integers, reduced modulo 2**64 by hand."""
+    mask, mix = 2**64 - 1, 0x9E3779B97F4A7C15
+    mixed = (user_id * mix) & mask
+    mixed ^= mixed >> 31
+    return ((mixed * mix) & mask) / 2.0**64
 
 
 def test_retention_drops_old_and_surplus_impressions(

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from movierec.config import Settings
+from movierec.monitoring.batch import STRATEGIES
 from movierec.monitoring.online import OnlineReport, online_feedback
 from movierec.monitoring.recorder import ServingMonitor
-from movierec.monitoring.served import STRATEGIES, read_figures
+from movierec.monitoring.served import read_figures
 
 logger = logging.getLogger(__name__)
 

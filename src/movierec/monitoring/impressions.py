@@ -28,8 +28,7 @@ import sqlalchemy as sa
 
 from movierec.config import Settings
 from movierec.data.store import RatingsStore, impressions_table, ratings_table
-from movierec.monitoring.batch import ServedList, by_view, padded_items
-from movierec.monitoring.served import STRATEGIES
+from movierec.monitoring.batch import ServedColumns
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +36,7 @@ DAY = 86_400
 WRITE_SECONDS = 5.0
 WRITE_LISTS = 50_000  # lists held before a write whatever the time (bounds the memory)
 USERS_PER_QUERY = 1_000  # users per ratings query (an IN list read by the ratings' key)
-OTHER_STRATEGY = 255  # the code of a strategy outside STRATEGIES
 _MIX = 0x9E3779B97F4A7C15  # splitmix64's multiplier: user ids spread evenly over [0, 1)
-_MASK = (1 << 64) - 1
-_CODE_OF = {name: code for code, name in enumerate(STRATEGIES)}
 IntArray = npt.NDArray[np.int64]
 
 
@@ -64,7 +60,7 @@ class _Pending:
     """Lists of one model version gathered since the last write."""
 
     users: list[IntArray] = field(default_factory=list)
-    shown_at: list[IntArray] = field(default_factory=list)
+    shown_at: list[npt.NDArray[np.float64]] = field(default_factory=list)
     strategies: list[npt.NDArray[np.uint8]] = field(default_factory=list)
     lengths: list[IntArray] = field(default_factory=list)
     movies: list[IntArray] = field(default_factory=list)
@@ -208,12 +204,13 @@ class ImpressionLog:
         self._pending_lists = 0
         self._written_at = time.monotonic()
 
-    def add(self, batch: list[ServedList], *, write: bool = True) -> int:
+    def add(self, batch: Sequence[ServedColumns], *, write: bool = True) -> int:
         """Gather the lists of known users in ``batch``; write what is gathered (``write=False``:
         only once the last write is :data:`WRITE_SECONDS` old). Returns the lists written."""
-        logged = [served for served in batch if self._logged(served)]
-        for lists in by_view(logged):
-            self._gather(lists)
+        for lists in batch:
+            logged = lists.rows(self._logged(lists))
+            if len(logged):
+                self._gather(logged)
         due = time.monotonic() - self._written_at >= WRITE_SECONDS
         if not self._pending or not (write or due or self._pending_lists >= WRITE_LISTS):
             return 0
@@ -225,25 +222,19 @@ class ImpressionLog:
         before = int((time.time() if now is None else now) - days * DAY)
         return self.store.purge(before, self.settings.impressions_max_rows)
 
-    def _gather(self, lists: list[ServedList]) -> None:
-        info = lists[0].info
+    def _gather(self, lists: ServedColumns) -> None:
+        info = lists.info
         key = (info.name, "none" if info.version is None else str(info.version))
         pending = self._pending.setdefault(key, _Pending())
-        movie_ids = lists[0].view.model.item_ids
+        movie_ids = lists.view.model.item_ids
         assert movie_ids is not None
-        padded, lengths = padded_items(lists, 0)
-        count = len(lists)
-        pending.users.append(np.fromiter((s.user_id for s in lists), np.int64, count=count))
-        pending.shown_at.append(np.fromiter((s.at for s in lists), np.float64, count=count))
-        pending.strategies.append(
-            np.fromiter(
-                (_CODE_OF.get(s.strategy, OTHER_STRATEGY) for s in lists), np.uint8, count=count
-            )
-        )
-        pending.lengths.append(lengths)
-        in_list = np.arange(padded.shape[1]) < lengths[:, None]
-        pending.movies.append(np.asarray(movie_ids, dtype=np.int64)[padded[in_list]])
-        self._pending_lists += count
+        pending.users.append(lists.users)
+        pending.shown_at.append(lists.at)
+        pending.strategies.append(lists.strategies)
+        pending.lengths.append(lists.lengths)
+        in_list = np.arange(lists.items.shape[1]) < lists.lengths[:, None]
+        pending.movies.append(np.asarray(movie_ids, dtype=np.int64)[lists.items[in_list]])
+        self._pending_lists += len(lists)
 
     def _write(self) -> int:
         pending, self._pending, self._pending_lists = self._pending, {}, 0
@@ -258,15 +249,16 @@ class ImpressionLog:
             return 0
         return lists
 
-    def _logged(self, served: ServedList) -> bool:
-        if served.user_id is None or not served.items:
-            return False
+    def _logged(self, lists: ServedColumns) -> npt.NDArray[np.bool_]:
+        """Which lists are logged: known users' lists that show something, sampled by user."""
+        logged = (lists.users >= 0) & (lists.lengths > 0)
         rate = self.settings.impressions_sample_rate
-        return rate >= 1.0 or user_share(served.user_id) < rate
+        return logged if rate >= 1.0 else logged & (user_shares(lists.users) < rate)
 
 
-def user_share(user_id: int) -> float:
-    """A fixed point of [0, 1) for a user id, uniform over ids (sampling by user)."""
-    mixed = (user_id * _MIX) & _MASK
-    mixed ^= mixed >> 31
-    return ((mixed * _MIX) & _MASK) / 2.0**64
+def user_shares(user_ids: IntArray) -> npt.NDArray[np.float64]:
+    """A fixed point of [0, 1) for each user id, uniform over ids (sampling by user):
+    splitmix64's mixing, in uint64 arithmetic that wraps as the hash needs."""
+    mixed = user_ids.astype(np.uint64) * np.uint64(_MIX)
+    mixed ^= mixed >> np.uint64(31)
+    return (mixed * np.uint64(_MIX)).astype(np.float64) / 2.0**64

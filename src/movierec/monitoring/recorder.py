@@ -1,9 +1,10 @@
 """The serving monitor: takes each served list off the request path and, in a thread of its own,
 adds it to the served-quality figures and the impression log.
 
-A request pays one ``deque.append`` (thread-safe, no lock); the thread drains the queue four
-times a second, or at once when it grows past :data:`FLUSH_SIZE`, and adds the whole batch with
-vectorized numpy and one insert. Readers call :meth:`ServingMonitor.flush` first, so what this
+A request pays one tuple and one ``deque.append`` (thread-safe, no lock); the thread drains the
+queue four times a second, or at once when it grows to :data:`FLUSH_SIZE`, turns the batch into
+columns once (:func:`~movierec.monitoring.batch.columns`) and adds them with vectorized numpy and
+one insert. Readers call :meth:`ServingMonitor.flush` first, so what this
 worker served is counted before it answers (other workers' last second may still be queued).
 """
 
@@ -18,7 +19,7 @@ from collections import deque
 from pathlib import Path
 
 from movierec.config import Settings
-from movierec.monitoring.batch import ServedList
+from movierec.monitoring.batch import VISITOR, Queued, columns
 from movierec.monitoring.impressions import ImpressionLog, ImpressionStore
 from movierec.monitoring.served import ServedQuality
 from movierec.serving.service import Answer
@@ -48,7 +49,7 @@ class ServingMonitor:
         )
         self.served = ServedQuality(self.folder / "served")
         self.impressions = ImpressionLog(ImpressionStore(settings.store_url), settings)
-        self._queue: deque[ServedList] = deque()
+        self._queue: deque[Queued] = deque()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -60,11 +61,9 @@ class ServingMonitor:
         """Queue one served list (the request path: no work beyond the append)."""
         if not self.enabled:
             return
-        self._queue.append(
-            ServedList(answer.view, answer.info, answer.strategy, user_id, answer.items, k,
-                       time.time())
-        )  # fmt: skip
-        if len(self._queue) >= FLUSH_SIZE:
+        queue = self._queue
+        queue.append((answer, VISITOR if user_id is None else user_id, k, time.time()))
+        if len(queue) == FLUSH_SIZE:  # once: Event.set takes a lock, too dear per request
             self._wake.set()
 
     def flush(self, *, write: bool = True) -> None:
@@ -72,7 +71,7 @@ class ServingMonitor:
         the log writes its rows only when they are due)."""
         with self._flush_lock:
             queue = self._queue
-            batch = [queue.popleft() for _ in range(len(queue))]
+            batch = columns([queue.popleft() for _ in range(len(queue))])
             if batch:
                 self.served.add(batch)
             self.impressions.add(batch, write=write)

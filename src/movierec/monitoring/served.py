@@ -27,6 +27,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,11 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-from movierec.monitoring.batch import ServedList, by_view, padded_items
+from movierec.monitoring.batch import STRATEGIES, ServedColumns
 from movierec.serving.catalog import ModelView
 
 MINUTES = 24 * 60  # the ring: the longest rolling window
 WINDOWS = {"1h": 60, "1d": MINUTES, "start": None}  # minutes; None: since the server started
-STRATEGIES = ("personalized", "folded_in", "popular_fallback")
 SAMPLES_PER_MINUTE = 16
 RESERVOIR = 1_024
 SAMPLE_ITEMS = 20  # personalization compares the first 20 movies of each list
@@ -49,8 +49,9 @@ MAX_PAIRWISE = 500  # lists compared pairwise for personalization (a 500 x 500 p
 
 # The columns of a bucket: sums over the lists of a minute.
 LISTS, ITEMS, SHORT, EMPTY, NOVELTY, POPULARITY, DIVERSITY, DIVERSE_LISTS = range(8)
-STRATEGY_COLUMN = {name: 8 + i for i, name in enumerate(STRATEGIES)}
-FIELDS = 8 + len(STRATEGIES)
+FIRST_STRATEGY = 8  # then one column per strategy, in the order of STRATEGIES
+STRATEGY_COLUMN = {name: FIRST_STRATEGY + i for i, name in enumerate(STRATEGIES)}
+FIELDS = FIRST_STRATEGY + len(STRATEGIES)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -150,13 +151,13 @@ class ServedQuality:
 
     # ---- writing (the monitor's thread) -------------------------------------------------------
 
-    def add(self, batch: list[ServedList]) -> None:
+    def add(self, batch: Sequence[ServedColumns]) -> None:
         """Count ``batch`` (lists in the order they were served)."""
-        for lists in by_view(batch):
+        for lists in batch:
             self._add_group(lists)
 
-    def _add_group(self, lists: list[ServedList]) -> None:
-        view, info = lists[0].view, lists[0].info
+    def _add_group(self, lists: ServedColumns) -> None:
+        view, info = lists.view, lists.info
         features = self._item_features(view)
         key = (info.name, "none" if info.version is None else str(info.version))
         files = self._files.get(key)
@@ -164,13 +165,9 @@ class ServedQuality:
             folder = self.folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{info.name}"
             files = VersionFiles(folder, features.n_items, {"model": key[0], "version": key[1]})
             self._files[key] = files
-        padded, lengths = padded_items(lists, features.n_items)
-        rows = _per_list(lists, padded, lengths, features)
-        count = len(lists)
-        minutes = np.fromiter((s.at for s in lists), np.float64, count=count).astype(np.int64) // 60
-        users = np.fromiter(  # -1: a visitor
-            (-1 if s.user_id is None else s.user_id for s in lists), np.int64, count=count
-        )
+        padded, users = lists.items, lists.users
+        rows = _per_list(lists, features)
+        minutes = lists.at.astype(np.int64) // 60
         arrays = files.arrays
         arrays["totals"][:] += rows.sum(axis=0)
         for minute in np.unique(minutes):
@@ -219,16 +216,15 @@ class ServedQuality:
         arrays["reservoir_users"][slot[keep]] = users[keep]
 
 
-def _per_list(
-    lists: list[ServedList], padded: IntArray, lengths: IntArray, features: ItemFeatures
-) -> FloatArray:
+def _per_list(lists: ServedColumns, features: ItemFeatures) -> FloatArray:
     """A bucket row of each list."""
+    padded, lengths = lists.items, lists.lengths
     rows = np.zeros((len(lists), FIELDS), dtype=np.float64)
     nonempty = lengths > 0
     count = np.maximum(lengths, 1)
     rows[:, LISTS] = 1.0
     rows[:, ITEMS] = lengths
-    rows[:, SHORT] = lengths < np.fromiter((s.k for s in lists), np.int64, count=len(lists))
+    rows[:, SHORT] = lengths < lists.asked
     rows[:, EMPTY] = ~nonempty
     rows[:, NOVELTY] = features.self_information[padded].sum(axis=1) / count
     rows[:, POPULARITY] = features.popularity_percentile[padded].sum(axis=1) / count
@@ -241,11 +237,8 @@ def _per_list(
         mean = pairs / np.maximum(lengths * (lengths - 1), 1)
         rows[:, DIVERSITY] = np.where(diverse, 1.0 - mean, 0.0)
         rows[:, DIVERSE_LISTS] = diverse
-    columns = np.fromiter(
-        (STRATEGY_COLUMN.get(s.strategy, -1) for s in lists), np.int64, count=len(lists)
-    )
-    known = columns >= 0
-    rows[np.flatnonzero(known), columns[known]] = 1.0
+    known = lists.strategies < len(STRATEGIES)
+    rows[np.flatnonzero(known), FIRST_STRATEGY + lists.strategies[known].astype(np.int64)] = 1.0
     return rows
 
 
