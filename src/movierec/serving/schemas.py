@@ -245,6 +245,13 @@ class AnonymousRequest(Request):
     liked: list[MovieId] | None = None
     k: K = 10
     filters: Filters | None = None
+    session_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The visitor's session: assigns them to a running experiment's arm, the "
+        "same arm at every request (without one they are left out of experiments).",
+    )
 
     @model_validator(mode="after")
     def _one_history(self) -> Self:
@@ -266,6 +273,15 @@ class ModelRef(Response):
     source: str
 
 
+class ExperimentRef(Response):
+    """The experiment an answer was made in, and the arm it came from."""
+
+    id: int
+    name: str
+    design: Literal["ab", "interleaving"]
+    arm: Literal["control", "treatment", "interleaved"]
+
+
 class Recommendation(ScoredMovie):
     reason: str | None = Field(description='Why, where the model can say ("because you liked X").')
 
@@ -277,6 +293,9 @@ class RecommendationResponse(Response):
     items: list[Recommendation]
     ignored_movie_ids: list[int] = Field(
         default_factory=list, description="History movies the model does not know (not used)."
+    )
+    experiment: ExperimentRef | None = Field(
+        default=None, description="The running experiment this answer is part of, if any."
     )
 
 
@@ -533,3 +552,34 @@ class DriftResponse(Response):
     features: list[FeatureDriftModel]
     skipped: list[SkippedFeatureModel]
     checked_at: float = Field(description="Epoch seconds.")
+
+
+# ---------------------------------------------------------------- synthetic activity
+
+
+class GenerateRatings(Request):
+    """Synthetic ratings by known and new users (see :mod:`movierec.data.activity`)."""
+
+    ratings: int = Field(default=1_000, ge=1, le=100_000, description="Ratings to generate.")
+    existing_users: int = Field(
+        default=50, ge=0, le=10_000, description="Users of the served model who rate."
+    )
+    new_users: int = Field(
+        default=10, ge=0, le=10_000, description="New users (ids above every stored one)."
+    )
+    seed: int | None = Field(
+        default=None, ge=0, le=2**32 - 1, description="The same seed, the same ratings."
+    )
+    rating_shift: float = Field(
+        default=0.0, ge=-4.5, le=4.5, description="Stars added to every score (drift on purpose)."
+    )
+    favoured_genres: list[str] = Field(
+        default_factory=list,
+        max_length=19,
+        description="Genres whose movies are drawn 10 times as often (drift on purpose).",
+    )
+
+
+class GeneratedRatings(RatingsStored):
+    seed: int = Field(description="The seed used: pass it again for the same ratings.")
+    new_user_ids: list[int]
