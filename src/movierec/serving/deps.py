@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Query, Request, status
 
 from movierec.config import Settings
+from movierec.experiments.runner import ExperimentRunner
 from movierec.monitoring.recorder import ServingMonitor
 from movierec.serving.jobs import JobCommands, JobRunner
 from movierec.serving.observability import Metrics
@@ -40,6 +41,11 @@ async def _monitor(request: Request) -> ServingMonitor:
     return monitor
 
 
+async def _experiments(request: Request) -> ExperimentRunner:
+    experiments: ExperimentRunner = request.app.state.experiments
+    return experiments
+
+
 async def _jobs(request: Request) -> JobRunner:
     jobs: JobRunner = request.app.state.jobs
     return jobs
@@ -55,6 +61,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 MonitorDep = Annotated[ServingMonitor, Depends(_monitor)]
 JobsDep = Annotated[JobRunner, Depends(_jobs)]
+ExperimentsDep = Annotated[ExperimentRunner, Depends(_experiments)]
 JobCommandsDep = Annotated[JobCommands, Depends(_job_commands)]
 
 

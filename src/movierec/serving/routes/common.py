@@ -17,7 +17,13 @@ from starlette.responses import Response
 
 from movierec.serving.catalog import MovieRow
 from movierec.serving.loading import ModelInfo
-from movierec.serving.schemas import ModelInfoResponse, ModelRef, Movie, ScoredMovie
+from movierec.serving.schemas import (
+    ExperimentRef,
+    ModelInfoResponse,
+    ModelRef,
+    Movie,
+    ScoredMovie,
+)
 from movierec.serving.service import Answer, Scored, SimilarAnswer
 
 
@@ -38,8 +44,11 @@ def scored(item: Scored) -> ScoredMovie:
     )
 
 
-def recommendations(user_id: int | None, answer: Answer) -> JSONBytes:
-    """A :class:`~movierec.serving.schemas.RecommendationResponse` of ``answer``."""
+def recommendations(
+    user_id: int | None, answer: Answer, experiment: ExperimentRef | None = None
+) -> JSONBytes:
+    """A :class:`~movierec.serving.schemas.RecommendationResponse` of ``answer``, made in
+    ``experiment`` if any."""
     view = answer.view
     items = [
         b'%b,"score":%b,"reason":%b}' % (view.movie_json(item), score, view.text_json(reason))
@@ -48,13 +57,15 @@ def recommendations(user_id: int | None, answer: Answer) -> JSONBytes:
         )
     ]
     return JSONBytes(
-        b'{"user_id":%b,"strategy":%b,"model":%b,"items":[%b],"ignored_movie_ids":%b}'
+        b'{"user_id":%b,"strategy":%b,"model":%b,"items":[%b],"ignored_movie_ids":%b,'
+        b'"experiment":%b}'
         % (
             to_json(user_id),
             view.text_json(answer.strategy),
             _model_json(answer.info),
             b",".join(items),
             to_json(answer.ignored_movie_ids),
+            b"null" if experiment is None else experiment.model_dump_json().encode(),
         )
     )
 

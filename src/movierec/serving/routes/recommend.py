@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from movierec.experiments.runner import Tag
 from movierec.serving.deps import (
+    ExperimentsDep,
     KQuery,
     MetricsDep,
     MonitorDep,
@@ -18,6 +20,7 @@ from movierec.serving.deps import (
 from movierec.serving.routes.common import JSONBytes, recommendations
 from movierec.serving.schemas import (
     AnonymousRequest,
+    ExperimentRef,
     Filters,
     RecommendationResponse,
     RecommendRequest,
@@ -37,12 +40,25 @@ def _filter(filters: Filters | None) -> Filter:
 
 
 def _served(
-    metrics: MetricsDep, monitor: MonitorDep, answer: Answer, user_id: int | None, k: int
+    metrics: MetricsDep,
+    monitor: MonitorDep,
+    answered: tuple[Answer, Tag | None],
+    user_id: int | None,
+    k: int,
 ) -> JSONBytes:
     """The answer's response, counted in the metrics and handed to the serving monitor."""
+    answer, tag = answered
     metrics.recommendation_served(answer.strategy)
     monitor.record(answer, user_id, k)
-    return recommendations(user_id, answer)
+    return recommendations(user_id, answer, _experiment(tag))
+
+
+def _experiment(tag: Tag | None) -> ExperimentRef | None:
+    if tag is None:
+        return None
+    return ExperimentRef.model_validate(
+        {"id": tag.experiment_id, "name": tag.name, "design": tag.design, "arm": tag.arm}
+    )
 
 
 @router.get(
@@ -57,6 +73,7 @@ async def user_recommendations(
     service: ServiceDep,
     metrics: MetricsDep,
     monitor: MonitorDep,
+    experiments: ExperimentsDep,
     genres: Annotated[
         list[Annotated[str, Query(max_length=100)]] | None,
         Query(max_length=100, description="Allowed genres (repeat, or comma-separate)."),
@@ -69,24 +86,37 @@ async def user_recommendations(
     flagged by ``strategy``."""
     wanted = [g.strip() for text in genres or [] for g in text.split(",") if g.strip()]
     filters = Filter(wanted or None, year_min, year_max)
-    answer = service.recommend_user(user_id, k, filters, exclude_seen=exclude_seen)
-    return _served(metrics, monitor, answer, user_id, k)
+    answered = experiments.recommend_user(
+        user_id,
+        k,
+        lambda model: service.recommend_user(
+            user_id, k, filters, exclude_seen=exclude_seen, model=model
+        ),
+    )
+    return _served(metrics, monitor, answered, user_id, k)
 
 
 @router.post("/recommend", response_model=RecommendationResponse, responses=errors(413, 422, 503))
 async def recommend(
     body: RecommendRequest,
+    *,
     service: ServiceDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     monitor: MonitorDep,
+    experiments: ExperimentsDep,
 ) -> JSONBytes:
     """Top-k movies for ``user_id`` (the same answer as the GET route)."""
     k = checked_k(body.k, settings)
-    answer = service.recommend_user(
-        body.user_id, k, _filter(body.filters), exclude_seen=body.exclude_seen
+    filters = _filter(body.filters)
+    answered = experiments.recommend_user(
+        body.user_id,
+        k,
+        lambda model: service.recommend_user(
+            body.user_id, k, filters, exclude_seen=body.exclude_seen, model=model
+        ),
     )
-    return _served(metrics, monitor, answer, body.user_id, k)
+    return _served(metrics, monitor, answered, body.user_id, k)
 
 
 @router.post(
@@ -96,10 +126,12 @@ async def recommend(
 )
 async def recommend_anonymous(
     body: AnonymousRequest,
+    *,
     service: ServiceDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     monitor: MonitorDep,
+    experiments: ExperimentsDep,
 ) -> JSONBytes:
     """Top-k movies for a visitor without an account, from their ratings or liked movies
     (folded into the model, no retraining). Movies the model does not know are listed in
@@ -115,5 +147,10 @@ async def recommend_anonymous(
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"a history holds at most {settings.max_batch} movies, got {len(movie_ids)}",
         )
-    answer = service.recommend_history(movie_ids, ratings, k, _filter(body.filters))
-    return _served(metrics, monitor, answer, None, k)
+    filters = _filter(body.filters)
+    answered = experiments.recommend_session(
+        body.session_id,
+        k,
+        lambda model: service.recommend_history(movie_ids, ratings, k, filters, model),
+    )
+    return _served(metrics, monitor, answered, None, k)
