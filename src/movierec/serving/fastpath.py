@@ -136,6 +136,7 @@ async def _user(state: Any, user_id: str, query: Mapping[str, list[str]], _: byt
         service=state.service,
         metrics=state.metrics,
         monitor=state.monitor,
+        experiments=state.experiments,
         genres=genres,
         year_min=_optional_number(query, "year_min", 0, MAX_YEAR),
         year_max=_optional_number(query, "year_max", 0, MAX_YEAR),
@@ -158,7 +159,12 @@ async def _anonymous(state: Any, _: str, query: Mapping[str, list[str]], body: b
     # whose error is FastAPI's; both accept the same clean bodies (tests/serving/test_fastpath).
     request = AnonymousRequest.model_validate_json(body)
     return await recommend_anonymous(
-        request, state.service, state.settings, state.metrics, state.monitor
+        request,
+        service=state.service,
+        settings=state.settings,
+        metrics=state.metrics,
+        monitor=state.monitor,
+        experiments=state.experiments,
     )
 
 
