@@ -31,6 +31,9 @@ from threadpoolctl import threadpool_limits
 from movierec import __version__
 from movierec.config import Settings
 from movierec.errors import ConfigError, MovierecError, StoreError
+from movierec.experiments.exposures import ExposureLog
+from movierec.experiments.runner import ExperimentRunner
+from movierec.experiments.store import ExperimentConflictError, ExperimentStore, ExposureStore
 from movierec.locks import exclusive_lock
 from movierec.models.base import ModelError
 from movierec.monitoring.exporter import OnlineCollector, ServedCollector
@@ -53,6 +56,7 @@ from movierec.serving.observability import Metrics, MetricsMiddleware
 from movierec.serving.routes import (
     admin,
     drift,
+    experiments,
     health,
     monitoring,
     movies,
@@ -77,6 +81,7 @@ logger = logging.getLogger("movierec.serving")
 _STATUS_OF: tuple[tuple[type[MovierecError], int], ...] = (
     (NotFoundError, 404),
     (JobConflictError, 409),
+    (ExperimentConflictError, 409),
     (InvalidRequestError, 422),
     (ModelError, 422),
     (ConfigError, 422),
@@ -101,6 +106,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
         gc.freeze()
         app.state.service = service
         app.state.monitor = monitor = _start_monitor(settings, metrics)
+        app.state.experiments = runner = _start_experiments(settings, service)
         metrics.add_scrape_collector(drift.collector(settings, service))
         app.state.jobs = JobRunner(
             _job_environment(settings),
@@ -112,6 +118,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
             yield
         finally:
             app.state.jobs.stop()
+            runner.close()
             monitor.close()
             service.close()
             metrics.close()
@@ -129,7 +136,10 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.job_commands = job_commands
-    routers = (health, movies, users, recommend, ratings, training, admin, stats, monitoring, drift)
+    routers = (
+        health, movies, users, recommend, ratings, training, admin, stats, monitoring, drift,
+        experiments,
+    )  # fmt: skip
     for module in routers:
         app.include_router(module.router)
     add_offline_docs(app)
@@ -212,6 +222,21 @@ def _start_monitor(settings: Settings, metrics: Metrics) -> ServingMonitor:
     metrics.add_scrape_collector(ServedCollector(monitor))
     metrics.add_scrape_collector(OnlineCollector(monitor, settings))
     return monitor
+
+
+def _start_experiments(settings: Settings, service: RecommenderService) -> ExperimentRunner:
+    """This worker's view of the running experiment (it polls the store for it)."""
+    runner = ExperimentRunner(
+        settings,
+        service,
+        ExperimentStore(settings.store_url),
+        ExposureLog(ExposureStore(settings.store_url)),
+    )
+    try:
+        runner.sync()  # an experiment already running is served from the first request
+    except MovierecError as exc:
+        logger.warning("the running experiment is not served yet: %s", exc)
+    return runner
 
 
 def _job_environment(settings: Settings) -> dict[str, str]:
