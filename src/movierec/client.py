@@ -30,6 +30,13 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from movierec.serving.experiment_schemas import (
+    ExperimentDetails,
+    ExperimentRequest,
+    ExperimentResponse,
+    ExperimentsResponse,
+    PromotionResponse,
+)
 from movierec.serving.schemas import (
     AnonymousRequest,
     DriftResponse,
@@ -271,9 +278,11 @@ class MovierecClient:
         liked: Iterable[int] | None = None,
         k: int = 10,
         filters: Filters | None = None,
+        session_id: str | None = None,
     ) -> RecommendationResponse:
         """Top-``k`` movies for a visitor from their ratings (movie id -> rating) or a list of
-        liked movies: exactly one of the two."""
+        liked movies: exactly one of the two. ``session_id`` puts the visitor in a running
+        experiment (the same arm for the same session)."""
         body = AnonymousRequest(
             ratings=None
             if ratings is None
@@ -281,6 +290,7 @@ class MovierecClient:
             liked=None if liked is None else list(liked),
             k=k,
             filters=filters,
+            session_id=session_id,
         )
         return self._post("/recommend/anonymous", body, RecommendationResponse)
 
@@ -317,6 +327,30 @@ class MovierecClient:
     def reload(self) -> ReloadResponse:
         """Load the registry's champion and swap it in (admin)."""
         return self._post("/admin/reload", None, ReloadResponse, admin=True)
+
+    # ------------------------------------------------------------ experiments
+
+    def experiments(self) -> ExperimentsResponse:
+        """Every experiment, newest first."""
+        return self._get("/experiments", ExperimentsResponse)
+
+    def experiment(self, experiment_id: int) -> ExperimentDetails:
+        """An experiment with its outcome so far (per-arm figures and the test)."""
+        return self._get(f"/experiments/{experiment_id}", ExperimentDetails)
+
+    def start_experiment(self, request: ExperimentRequest) -> ExperimentResponse:
+        """Start an experiment (admin); :class:`RequestRejectedError` 409 while one runs."""
+        return self._post("/admin/experiments", request, ExperimentResponse, admin=True)
+
+    def stop_experiment(self, experiment_id: int) -> ExperimentResponse:
+        """Stop a running experiment (admin)."""
+        path = f"/admin/experiments/{experiment_id}/stop"
+        return self._post(path, None, ExperimentResponse, admin=True)
+
+    def promote_experiment(self, experiment_id: int) -> PromotionResponse:
+        """Make the treatment champion once the final test says it won (admin; 409 else)."""
+        path = f"/admin/experiments/{experiment_id}/promote"
+        return self._post(path, None, PromotionResponse, admin=True)
 
     # ------------------------------------------------------------ transport
 
