@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,10 @@ def datasets_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+@contextmanager
+def temporary_pg_database(purpose: str = "test") -> Iterator[str]:
+    """A new database on the PostgreSQL server at ``MOVIEREC_TEST_PG_URL``, dropped on exit;
+    the test is skipped, with the reason, when no server answers."""
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -59,7 +61,7 @@ def pg_server_url() -> Iterator[str]:
     except sa.exc.OperationalError as exc:
         admin.dispose()
         pytest.skip(f"no PostgreSQL server answers at {PG_ADMIN_URL}: {exc.orig}")
-    name = f"movierec_test_{uuid.uuid4().hex[:12]}"
+    name = f"movierec_{purpose}_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
@@ -70,6 +72,13 @@ def pg_server_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    with temporary_pg_database() as url:
+        yield url
 
 
 def _reset_pg_schema(url: str) -> None:

@@ -60,6 +60,9 @@ from movierec.training.experiments import LOWER_IS_BETTER
 # MLflow draws a progress bar for every artifact download (logging validates the model by
 # loading it back): noise in CLI output and logs. An explicit setting still wins.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# With a tracking server, MLflow writes "View run ... at: URL" lines to stdout at each run's
+# end: they would break `movierec pipeline run --json`, whose stdout is the JSON alone.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
