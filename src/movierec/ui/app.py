@@ -57,6 +57,12 @@ page = st.navigation(
                 icon=":material/monitoring:",
                 url_path="monitoring",
             ),
+            st.Page(
+                PAGES / "experiments.py",
+                title="Experiments",
+                icon=":material/compare_arrows:",
+                url_path="experiments",
+            ),
         ],
     }
 )
