@@ -248,3 +248,24 @@ def test_the_client_runs_an_experiment_on_a_real_server(settings: Settings) -> N
         assert api.stop_experiment(started.id).status == "stopped"
         with MovierecClient(url) as anonymous, pytest.raises(AuthError):
             anonymous.stop_experiment(started.id)
+
+
+@pytest.mark.parametrize("design", ["ab", "interleaving"])
+def test_the_lean_path_sends_the_routes_bytes_in_an_experiment(
+    client: TestClient, design: str
+) -> None:
+    _start(client, design=design)
+    for user in (1, 2, 3, 123_456_789):
+        lean = client.get(f"/users/{user}/recommendations?k=7")
+        routed = client.get(f"/users/{user}/recommendations?k=7&unknown=1")  # FastAPI's route
+        assert lean.json()["experiment"] is not None
+        assert lean.content == routed.content
+    body = {"liked": [1, 2, 3], "k": 5, "session_id": "s-1"}
+    lean = client.post("/recommend/anonymous", json=body)
+    routed = client.post(
+        "/recommend/anonymous",
+        json=body,
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert lean.json()["experiment"] is not None
+    assert lean.content == routed.content
