@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,10 @@ KEEP_SERVED_VERSIONS = 3  # downloaded registry versions kept in served_models_d
 
 class ModelUnavailableError(MovierecError):
     """No model can be served: none in the registry or on disk, or the registry failed."""
+
+
+class VersionNotFoundError(ModelUnavailableError):
+    """The registry was read and lacks the version asked for."""
 
 
 @dataclass(frozen=True)
@@ -152,27 +157,59 @@ def _load_champion(settings: Settings) -> LoadedModel | None:
     """The champion version's model, None without one; registry failures raise."""
     if registry_absent(settings):
         return None
+    with _registry_errors(settings, "the champion") as client:
+        version = _champion_version(client, settings.registered_model)
+        return None if version is None else _load_version(settings, client, version)
+
+
+def load_registry_version(settings: Settings, number: int) -> LoadedModel:
+    """Version ``number`` of the registered model (an experiment's arm); raises
+    :class:`ModelUnavailableError` when the registry lacks it or cannot be read."""
+    if registry_absent(settings):
+        raise VersionNotFoundError(f"the registry has no version {number}: it has none yet")
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    with _registry_errors(settings, f"version {number}") as client:
+        try:
+            version = client.get_model_version(settings.registered_model, str(number))
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise VersionNotFoundError(
+                    f"the registry has no version {number} of {settings.registered_model!r}"
+                ) from None
+            raise
+        loaded = _load_version(settings, client, version)
+    return LoadedModel(
+        loaded.model,
+        dataclasses.replace(
+            loaded.info, n_users=loaded.model.n_users, n_items=loaded.model.n_items
+        ),
+    )
+
+
+@contextlib.contextmanager
+def _registry_errors(settings: Settings, what: str) -> Iterator[Any]:
+    """An MLflow client; its failures become :class:`ModelUnavailableError`."""
     from mlflow import MlflowClient  # noqa: PLC0415 (mlflow takes a second to import)
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
     try:
-        client = MlflowClient(
-            tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
-        )
-        version = _champion_version(client, settings.registered_model)
-        if version is None:
-            return None
-        download_uri = client.get_model_version_download_uri(
-            settings.registered_model, str(version.version)
-        )
-        run = client.get_run(version.run_id) if version.run_id else None
-        key = f"{settings.registered_model}-v{version.version}-{version.run_id or 'none'}"
-        model = _download_and_load(settings, download_uri, key)
+        yield MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     except (MlflowException, OSError, ValueError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelUnavailableError(
-            f"cannot load the champion from the registry at {settings.tracking_uri}: {text[:300]}"
+            f"cannot load {what} from the registry at {settings.tracking_uri}: {text[:300]}"
         ) from exc
+
+
+def _load_version(settings: Settings, client: Any, version: Any) -> LoadedModel:
+    """A registry version's model (downloaded once, then mapped) and its description."""
+    download_uri = client.get_model_version_download_uri(
+        settings.registered_model, str(version.version)
+    )
+    run = client.get_run(version.run_id) if version.run_id else None
+    key = f"{settings.registered_model}-v{version.version}-{version.run_id or 'none'}"
+    model = _download_and_load(settings, download_uri, key)
     metrics = metric_names(run.data.metrics) if run is not None else {}
     tags = dict(run.data.tags) if run is not None else {}
     return LoadedModel(
