@@ -12,6 +12,10 @@ split carved from the training part, never on the test part: the ``validation`` 
 the score on that inner split (the latest 20% of each user's *training* ratings), so a reader
 can see the test figure was not what was tuned.
 
+Diversity: EASE's top 50 on the same holdout re-ranked by MMR (:mod:`movierec.models.rerank`,
+what the API's ``diversity`` does) at diversity 0 to 1: NDCG@10 against intra-list diversity@10
+(genres, cosine) and catalogue coverage@10, on both data sets.
+
 Usage: python benchmarks/quality.py [--datasets-dir DIR] [--models a,b] [--json FILE]
 """
 
@@ -29,8 +33,10 @@ import numpy as np
 
 from movierec.config import Settings
 from movierec.data.split import Split, user_temporal_holdout
-from movierec.evaluation.protocol import EvaluationConfig, Report, evaluate
+from movierec.evaluation import metrics
+from movierec.evaluation.protocol import EvaluationConfig, Report, evaluate, relevant_items
 from movierec.models import MODELS, create_model
+from movierec.models.rerank import mmr
 from movierec.training.experiments import Experiment, evaluate_model, prepare
 
 RATING_MODELS = ("normal", "baseline", "svd", "svdpp", "knn_baseline", "rating_blend")
@@ -176,6 +182,50 @@ def _print_topn(dataset: str, rows: list[dict[str, Any]]) -> None:
         print(f"every top-N model beats popularity ({popularity:.4f}): {beaten}")
 
 
+DIVERSITY_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+DIVERSITY_DEPTH = 50  # candidates MMR re-ranks (the API's: see movierec.serving.controls)
+
+
+def diversity_curve(settings: Settings, dataset: str, model_name: str) -> list[dict[str, Any]]:
+    """NDCG@10, intra-list diversity@10 (genres, cosine) and coverage@10 of ``model_name``'s
+    top 50 re-ranked by MMR at each diversity level, on the per-user temporal holdout."""
+    [split] = prepare(settings, dataset, "user_temporal").splits
+    model = create_model(model_name).fit(split.train)
+    users, relevant = relevant_items(split.test, EvaluationConfig())
+    candidates, scores = model.recommend(users, k=DIVERSITY_DEPTH)
+    genres = split.train.genre_matrix()[0].toarray()
+    rows = []
+    for level in DIVERSITY_LEVELS:
+        started = time.perf_counter()
+        top = np.stack(
+            [
+                row[mmr(row_scores, genres[row], 10, level)]
+                for row, row_scores in zip(candidates, scores, strict=True)
+            ]
+        )
+        rows.append(
+            {
+                "diversity": level,
+                "ndcg@10": metrics.ndcg_at_k(top, relevant, 10),
+                "diversity@10": metrics.intra_list_diversity(top, genres),
+                "coverage@10": metrics.catalog_coverage(top, split.train.n_items),
+                "ms_per_list": 1000 * (time.perf_counter() - started) / len(users),
+            }
+        )
+    return rows
+
+
+def _print_curve(dataset: str, model_name: str, rows: list[dict[str, Any]]) -> None:
+    print(f"\n## MMR diversity curve, {model_name} on {dataset} (top {DIVERSITY_DEPTH} re-ranked)")
+    print("| diversity | NDCG@10 | intra-list diversity@10 | coverage@10 | ms per list |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(
+            f"| {row['diversity']:.1f} | {row['ndcg@10']:.4f} | {row['diversity@10']:.4f} | "
+            f"{row['coverage@10']:.4f} | {row['ms_per_list']:.3f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -186,6 +236,8 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(sorted(MODELS)))
     parser.add_argument("--skip-ratings", action="store_true")
     parser.add_argument("--skip-topn", action="store_true")
+    parser.add_argument("--skip-diversity", action="store_true")
+    parser.add_argument("--diversity-model", default="ease")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = parser.parse_args()
     models = [name for name in args.models.split(",") if name]
@@ -199,6 +251,10 @@ def main() -> None:
         for dataset in () if args.skip_topn else ("ml-latest-small", "ml-100k"):
             results[dataset] = topn_benchmark(settings, dataset, models)
             _print_topn(dataset, results[dataset])
+        for dataset in () if args.skip_diversity else ("ml-latest-small", "ml-100k"):
+            curve = diversity_curve(settings, dataset, args.diversity_model)
+            results[f"diversity/{dataset}"] = curve
+            _print_curve(dataset, args.diversity_model, curve)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
