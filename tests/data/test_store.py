@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from movierec.data import store as store_module
 from movierec.data.schema import as_canonical_movies
-from movierec.data.store import RatingsStore, redact_url
+from movierec.data.store import IngestResult, RatingsStore, redact_url
 from movierec.errors import StoreError
 
 
@@ -342,3 +343,29 @@ def test_dataset_names_compare_exactly(store: RatingsStore) -> None:
     store.ingest(base_data("ml-test"))
     with pytest.raises(StoreError, match="holds dataset 'ml-test'"):
         store.ingest(base_data("ML-TEST"))
+
+
+def test_two_ingests_at_once_load_once(store_url: str) -> None:
+    """The second of two concurrent ingests of the same data waits, then finds it loaded."""
+    rng = np.random.default_rng(11)
+    n = 200_000
+    ratings = pd.DataFrame(
+        {
+            "user_id": rng.integers(1, 5_000, n),
+            "item_id": rng.integers(10, 14, n),
+            "rating": np.float32(3.0),
+            "timestamp": rng.integers(0, 10**9, n),
+        }
+    )
+    data = replace(base_data(), ratings=ratings)
+
+    def ingest() -> IngestResult:
+        with RatingsStore(store_url) as store:
+            return store.ingest(data)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: ingest(), range(2)))
+    assert sorted(r.skipped_reason is not None for r in results) == [False, True]
+    with RatingsStore(store_url) as store:
+        assert store.stats().n_ratings == max(r.inserted for r in results)
+        assert [e["status"] for e in store.ingestion_log()] == ["skipped", "success"]

@@ -337,7 +337,14 @@ class RatingsStore:
         # "mysql" for MariaDB too (a mariadb:// URL names it "mariadb"): the same SQL serves both.
         self.dialect: str = "mysql" if name in mysql_paths.DIALECTS else name
         try:
-            with self._engine.begin() as conn:
+            # Stores opened at once (workers, pipelines) must not race to create the schema:
+            # SQLite's write transaction and a PostgreSQL advisory lock take turns (two
+            # CREATE TABLE IF NOT EXISTS can both miss the table and collide in its catalog).
+            with self._engine.execution_options(movierec_write=True).begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql(
+                        "SELECT pg_advisory_xact_lock(hashtext('movierec.schema'))"
+                    )
                 metadata.create_all(conn)
         except sa.exc.DBAPIError as exc:
             self._engine.dispose()
@@ -425,7 +432,7 @@ class RatingsStore:
             ratings = _prepare_ratings(data.ratings, data.rating_scale)
             movies = _movie_records(as_canonical_movies(data.movies))
             users = _user_records(data.users)
-            with self._write() as conn:
+            with self._ingest_lock(), self._write() as conn:
                 return self._ingest_in(
                     conn,
                     data,
@@ -459,10 +466,6 @@ class RatingsStore:
         if self.dialect == "postgresql":
             # Serializes ingests and appends; readers go on.
             conn.exec_driver_sql("LOCK TABLE ratings IN SHARE ROW EXCLUSIVE MODE")
-        elif self.dialect == "mysql":
-            # LOCK TABLES would commit the transaction; locking the metadata rows every ingest
-            # rewrites serializes ingests instead (appends meet them on the ratings' row locks).
-            conn.execute(sa.select(dataset_meta_table.c.key).with_for_update())
         meta = _read_meta(conn)
         current = meta.get(_META_DATASET)
         log_id = _start_log(conn, data, started_at)
@@ -498,6 +501,27 @@ class RatingsStore:
         details = {"replace": replace, "force": force, "movies": len(movies), "users": len(users)}
         _finish_log(conn, log_id, "success", counts, details)
         return result(counts, None)
+
+    @contextmanager
+    def _ingest_lock(self) -> Iterator[None]:
+        """On MySQL, ingests one at a time: a named lock held around the whole transaction.
+
+        LOCK TABLES would commit the transaction, and MySQL has no transaction-scoped advisory
+        lock, so another connection holds it until the ingest has committed; the next ingest
+        then sees what this one loaded ("already ingested"). Appends meet an ingest on the
+        ratings' row locks. Elsewhere the transaction itself serializes ingests.
+        """
+        if self.dialect != "mysql":
+            yield
+            return
+        name = "CONCAT('movierec.ingest.', DATABASE())"  # named locks are server-wide
+        with self._engine.connect() as conn:
+            if conn.exec_driver_sql(f"SELECT GET_LOCK({name}, 3600)").scalar() != 1:
+                raise StoreError("another ingest has held the store for an hour: try later")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT RELEASE_LOCK({name})")
 
     def _clear(self, conn: sa.Connection) -> None:
         # Impressions name movies and users of the data set being replaced: they go too.
