@@ -4,7 +4,7 @@
 # (`movierec ingest ...`). One image for the four: they run the same package with the same
 # dependencies (the API imports the models, the trainer the API's schemas), so four images would
 # carry four copies of the same ~1 GB of layers; compose picks the command per service. The UI
-# has an image of its own (ui.Dockerfile): it needs a fifth of these dependencies.
+# has an image of its own (ui.Dockerfile): it needs a third of these dependencies.
 #
 # Build from the repository root:  docker build -f deploy/docker/app.Dockerfile -t movierec .
 # Nothing of the data lives in the image: the ratings store, MLflow and the data folder are

@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # movierec's web UI (Streamlit). It talks to the API over HTTP only (movierec.client and the
 # API's pydantic schemas), so it installs Streamlit, httpx and pydantic, at the versions of the
-# shared lock, and movierec itself without its dependencies: no MLflow, numba or scipy, a fifth
+# shared lock, and movierec itself without its dependencies: no MLflow, numba or scipy: a third
 # of the application image. Streamlit runs the app file directly (the `movierec` command would
 # import the models); MOVIEREC_API_URL says where the API is.
 #
