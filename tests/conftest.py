@@ -51,33 +51,54 @@ def datasets_dir() -> Path:
 
 
 @contextmanager
-def temporary_pg_database(purpose: str = "test") -> Iterator[str]:
-    """A new database on the PostgreSQL server at ``MOVIEREC_TEST_PG_URL``, dropped on exit;
-    the test is skipped, with the reason, when no server answers."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def temporary_database(admin_url: str, purpose: str = "test") -> Iterator[str]:
+    """A new database on the PostgreSQL or MySQL server of ``admin_url``, dropped on exit; the
+    test is skipped, with the reason, when no server answers."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("select 1"))
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"no PostgreSQL server answers at {PG_ADMIN_URL}: {exc.orig}")
+        pytest.skip(f"no {admin.dialect.name} server answers at {admin_url}: {exc.orig}")
     name = f"movierec_{purpose}_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    _create_database(admin, name)
+    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
     finally:
         sa.create_engine(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_database(admin, name)
         admin.dispose()
+
+
+def _create_database(admin: sa.Engine, name: str) -> None:
+    options = " CHARACTER SET utf8mb4" if admin.dialect.name == "mysql" else ""
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {_quoted(admin, name)}{options}"))
+
+
+def _drop_database(admin: sa.Engine, name: str) -> None:
+    force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {_quoted(admin, name)}{force}"))
+
+
+def _quoted(engine: sa.Engine, name: str) -> str:
+    return str(engine.dialect.identifier_preparer.quote(name))
 
 
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
-    with temporary_pg_database() as url:
+    with temporary_database(PG_ADMIN_URL) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url() -> Iterator[str]:
+    """A fresh MySQL/MariaDB database for this test session, dropped afterwards."""
+    with temporary_database(MYSQL_ADMIN_URL) as url:
         yield url
 
 
@@ -89,39 +110,12 @@ def _reset_pg_schema(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def mysql_server_url() -> Iterator[str]:
-    """A fresh MySQL/MariaDB database for this test session, dropped afterwards."""
-    admin = sa.create_engine(MYSQL_ADMIN_URL)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"no MySQL/MariaDB server answers at {MYSQL_ADMIN_URL}: {exc.orig}")
-    name = f"movierec_test_{uuid.uuid4().hex[:12]}"
-    url = sa.make_url(MYSQL_ADMIN_URL).set(database=name)
-    _create_mysql_database(admin, name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
-
-
-def _create_mysql_database(admin: sa.Engine, name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-
-
 def _reset_mysql_database(url: str) -> None:
     """Drop and create the database again: the next test starts without tables."""
-    name = sa.make_url(url).database
-    admin = sa.create_engine(MYSQL_ADMIN_URL)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE `{name}`"))
-    _create_mysql_database(admin, str(name))
+    admin = sa.create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = str(sa.make_url(url).database)
+    _drop_database(admin, name)
+    _create_database(admin, name)
     admin.dispose()
 
 

@@ -264,18 +264,22 @@ def test_stats(store: RatingsStore) -> None:
     assert stats.ratings_per_day == 4.0
 
 
-def test_large_unsorted_ingest_round_trips(store: RatingsStore) -> None:
-    """Many rows, unsorted, with duplicates: exercises chunking and the sort/dedup path."""
-    rng = np.random.default_rng(7)
-    n = 30_000
-    frame = pd.DataFrame(
+def random_ratings(n: int, seed: int, users: int = 500) -> pd.DataFrame:
+    """``n`` ratings of movies 10 to 13 in random order, repeated pairs among them."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
         {
-            "user_id": rng.integers(1, 500, n),
+            "user_id": rng.integers(1, users, n),
             "item_id": rng.integers(10, 14, n),
             "rating": (rng.integers(1, 11, n) / 2).astype(np.float32),
             "timestamp": rng.integers(0, 10**9, n),
         }
     )
+
+
+def test_large_unsorted_ingest_round_trips(store: RatingsStore) -> None:
+    """Many rows, unsorted, with duplicates: exercises chunking and the sort/dedup path."""
+    frame = random_ratings(30_000, seed=7)
     result = store.ingest(replace(base_data(), ratings=frame))
     expected = (
         frame.sort_values("timestamp", kind="stable")
@@ -347,17 +351,7 @@ def test_dataset_names_compare_exactly(store: RatingsStore) -> None:
 
 def test_two_ingests_at_once_load_once(store_url: str) -> None:
     """The second of two concurrent ingests of the same data waits, then finds it loaded."""
-    rng = np.random.default_rng(11)
-    n = 200_000
-    ratings = pd.DataFrame(
-        {
-            "user_id": rng.integers(1, 5_000, n),
-            "item_id": rng.integers(10, 14, n),
-            "rating": np.float32(3.0),
-            "timestamp": rng.integers(0, 10**9, n),
-        }
-    )
-    data = replace(base_data(), ratings=ratings)
+    data = replace(base_data(), ratings=random_ratings(200_000, seed=11, users=5_000))
 
     def ingest() -> IngestResult:
         with RatingsStore(store_url) as store:

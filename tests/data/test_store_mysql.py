@@ -18,24 +18,12 @@ from movierec.data import mysql as mysql_paths
 from movierec.data.snapshot import create_snapshot
 from movierec.data.store import RatingColumns, RatingsStore
 from movierec.errors import StoreError
-from tests.data.test_store import base_data, make_movies, sorted_ratings
+from tests.data.test_store import base_data, make_movies, random_ratings, sorted_ratings
 
 pytestmark = [
     pytest.mark.mysql,
     pytest.mark.parametrize("store_url", ["mysql"], indirect=True),
 ]
-
-
-def _unsorted_ratings(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "user_id": rng.integers(1, 400, n),
-            "item_id": rng.integers(10, 14, n),
-            "rating": rng.uniform(0.5, 5.0, n).astype(np.float32),
-            "timestamp": rng.integers(0, 10**9, n),
-        }
-    )
 
 
 def test_schema_keeps_float32_ratings_and_exact_text(store_url: str) -> None:
@@ -63,7 +51,7 @@ def test_server_without_local_files_gets_multi_row_inserts(
 ) -> None:
     """Both bulk paths (empty table, staging upsert) without LOAD DATA LOCAL INFILE give what
     the LOAD DATA paths give: the same ratings, the same snapshot hash."""
-    first, second = _unsorted_ratings(20_000, 1), _unsorted_ratings(20_000, 2)
+    first, second = random_ratings(20_000, 1), random_ratings(20_000, 2)
     hashes = []
     for local_files in (True, False):
         monkeypatch.setattr(mysql_paths, "_local_infile_allowed", lambda _, on=local_files: on)
@@ -81,7 +69,7 @@ def test_server_without_local_files_gets_multi_row_inserts(
 
 def test_reads_page_through_blocks(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with RatingsStore(store_url) as store:
-        store.ingest(replace(base_data(), ratings=_unsorted_ratings(5_000, 3)))
+        store.ingest(replace(base_data(), ratings=random_ratings(5_000, 3)))
         whole = sorted_ratings(store)
         monkeypatch.setattr(mysql_paths, "_block_rows", lambda _conn: 7)
         pd.testing.assert_frame_equal(sorted_ratings(store), whole)

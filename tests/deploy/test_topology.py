@@ -29,8 +29,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import temporary_pg_database
-from tests.servers import START_SECONDS, free_port
+from tests.conftest import PG_ADMIN_URL, temporary_database
+from tests.servers import START_SECONDS, _stop, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -89,12 +89,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            _stop(self.process)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -194,8 +189,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory, datasets_dir: Path) -> It
     """The services up, and a champion registered by the pipeline through the MLflow server."""
     logs = tmp_path_factory.mktemp("logs")
     with (
-        temporary_pg_database("topology_store") as store_url,
-        temporary_pg_database("topology_mlflow") as mlflow_url,
+        temporary_database(PG_ADMIN_URL, "topology_store") as store_url,
+        temporary_database(PG_ADMIN_URL, "topology_mlflow") as mlflow_url,
         running(s3_server(logs)) as s3,
     ):
         create_bucket(s3.url)

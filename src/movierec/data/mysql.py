@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "RatingType",
     "load_ratings",
     "make_engine",
+    "named_lock",
     "read_ratings",
     "upsert_many",
     "upsert_small",
@@ -81,6 +83,23 @@ def make_engine(url: sa.URL) -> sa.Engine:
     return sa.create_engine(
         url, pool_pre_ping=True, connect_args={"local_infile": True, "charset": "utf8mb4"}
     )
+
+
+@contextmanager
+def named_lock(conn: sa.Connection, what: str, timeout_s: int = 3600) -> Iterator[None]:
+    """MySQL's named lock ``what`` of this database, held by ``conn``'s session until the block
+    ends (MySQL has no transaction-scoped lock but LOCK TABLES, which commits the transaction).
+
+    Raises:
+        StoreError: another session held it for ``timeout_s``.
+    """
+    name = f"CONCAT('movierec.{what}.', DATABASE())"  # named locks are server-wide
+    if conn.exec_driver_sql(f"SELECT GET_LOCK({name}, {int(timeout_s)})").scalar() != 1:
+        raise StoreError(f"another session has held the store's {what} lock for {timeout_s} s")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"SELECT RELEASE_LOCK({name})")
 
 
 def _raw(conn: sa.Connection) -> Any:

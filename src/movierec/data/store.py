@@ -337,14 +337,10 @@ class RatingsStore:
         # "mysql" for MariaDB too (a mariadb:// URL names it "mariadb"): the same SQL serves both.
         self.dialect: str = "mysql" if name in mysql_paths.DIALECTS else name
         try:
-            # Stores opened at once (workers, pipelines) must not race to create the schema:
-            # SQLite's write transaction and a PostgreSQL advisory lock take turns (two
-            # CREATE TABLE IF NOT EXISTS can both miss the table and collide in its catalog).
-            with self._engine.execution_options(movierec_write=True).begin() as conn:
-                if self.dialect == "postgresql":
-                    conn.exec_driver_sql(
-                        "SELECT pg_advisory_xact_lock(hashtext('movierec.schema'))"
-                    )
+            with (
+                self._engine.execution_options(movierec_write=True).begin() as conn,
+                self._schema_lock(conn),
+            ):
                 metadata.create_all(conn)
         except sa.exc.DBAPIError as exc:
             self._engine.dispose()
@@ -503,6 +499,19 @@ class RatingsStore:
         return result(counts, None)
 
     @contextmanager
+    def _schema_lock(self, conn: sa.Connection) -> Iterator[None]:
+        """Stores opened at once (workers, pipelines) take turns to create the schema: two
+        could both find a table missing, and the second CREATE TABLE fail. SQLite's write
+        transaction serializes them already."""
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('movierec.schema'))")
+        if self.dialect != "mysql":
+            yield
+            return
+        with mysql_paths.named_lock(conn, "schema"):
+            yield
+
+    @contextmanager
     def _ingest_lock(self) -> Iterator[None]:
         """On MySQL, ingests one at a time: a named lock held around the whole transaction.
 
@@ -514,14 +523,8 @@ class RatingsStore:
         if self.dialect != "mysql":
             yield
             return
-        name = "CONCAT('movierec.ingest.', DATABASE())"  # named locks are server-wide
-        with self._engine.connect() as conn:
-            if conn.exec_driver_sql(f"SELECT GET_LOCK({name}, 3600)").scalar() != 1:
-                raise StoreError("another ingest has held the store for an hour: try later")
-            try:
-                yield
-            finally:
-                conn.exec_driver_sql(f"SELECT RELEASE_LOCK({name})")
+        with self._engine.connect() as conn, mysql_paths.named_lock(conn, "ingest"):
+            yield
 
     def _clear(self, conn: sa.Connection) -> None:
         # Impressions name movies and users of the data set being replaced: they go too.
