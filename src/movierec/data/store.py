@@ -684,6 +684,12 @@ class RatingsStore:
             last_timestamp=opt(row[7], int),
         )
 
+    def max_user_id(self) -> int:
+        """The largest user id with a rating (0 for an empty store): new ids start above it."""
+        with self._read() as conn:
+            found = conn.execute(sa.select(sa.func.max(ratings_table.c.user_id))).scalar()
+        return 0 if found is None else int(found)
+
     def ingestion_log(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest ``limit`` ingestion attempts, newest first (details decoded)."""
         query = sa.select(ingestion_log_table).order_by(ingestion_log_table.c.id.desc())

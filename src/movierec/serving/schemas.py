@@ -21,6 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from movierec.data.activity import FAVOUR
+from movierec.data.synth import GENRES
+
 MAX_K_CEILING = 10_000  # Settings.max_k's own upper bound
 Strategy = Literal["personalized", "folded_in", "popular_fallback"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
@@ -215,11 +218,36 @@ def _finite(value: float) -> float:
 Rating = Annotated[float, NotBool, AfterValidator(_finite)]
 
 
+Exclude = Annotated[
+    list[MovieId] | None,
+    Field(max_length=1000, description="Movies never to recommend in this answer."),
+]
+Diversity = Annotated[
+    float,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="0: the model's order; up to 1: re-ranked for unlike genres (MMR).",
+    ),
+    NotBool,
+]
+Cursor = Annotated[
+    str | None,
+    Field(
+        max_length=4000,
+        description="Pages: empty for the first page, then the answer's page.next_cursor.",
+    ),
+]
+
+
 class RecommendRequest(Request):
     user_id: UserId
     k: K = 10
     filters: Filters | None = None
     exclude_seen: StrictBool = True  # JSON true or false: 0, 1 and "yes" are errors
+    exclude: Exclude = None
+    diversity: Diversity = 0.0
+    cursor: Cursor = None
 
 
 class HistoryRating(Request):
@@ -245,6 +273,9 @@ class AnonymousRequest(Request):
     liked: list[MovieId] | None = None
     k: K = 10
     filters: Filters | None = None
+    exclude: Exclude = None
+    diversity: Diversity = 0.0
+    cursor: Cursor = None
     session_id: str | None = Field(
         default=None,
         min_length=1,
@@ -282,6 +313,16 @@ class ExperimentRef(Response):
     arm: Literal["control", "treatment", "interleaved"]
 
 
+class PageRef(Response):
+    """Where the next page starts; asked for with a cursor (empty for the first page)."""
+
+    next_cursor: str = Field(description="Pass it as cursor for the next page.")
+    ranking_changed: bool = Field(
+        description="Whether the ranking changed since the pages before (a new model, new "
+        "ratings, a dismissal): this page still repeats none of them."
+    )
+
+
 class Recommendation(ScoredMovie):
     reason: str | None = Field(description='Why, where the model can say ("because you liked X").')
 
@@ -297,6 +338,7 @@ class RecommendationResponse(Response):
     experiment: ExperimentRef | None = Field(
         default=None, description="The running experiment this answer is part of, if any."
     )
+    page: PageRef | None = Field(default=None, description="Set when pages were asked for.")
 
 
 class SimilarResponse(Response):
@@ -561,11 +603,15 @@ class GenerateRatings(Request):
     """Synthetic ratings by known and new users (see :mod:`movierec.data.activity`)."""
 
     ratings: int = Field(default=1_000, ge=1, le=100_000, description="Ratings to generate.")
-    existing_users: int = Field(
-        default=50, ge=0, le=10_000, description="Users of the served model who rate."
+    users: int = Field(
+        default=60, ge=1, le=10_000, description="Raters (with fewer ratings, some rate none)."
     )
-    new_users: int = Field(
-        default=10, ge=0, le=10_000, description="New users (ids above every stored one)."
+    new_user_share: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of the raters who are new (ids above every stored one); the others "
+        "are users of the served model.",
     )
     seed: int | None = Field(
         default=None, ge=0, le=2**32 - 1, description="The same seed, the same ratings."
@@ -573,13 +619,13 @@ class GenerateRatings(Request):
     rating_shift: float = Field(
         default=0.0, ge=-4.5, le=4.5, description="Stars added to every score (drift on purpose)."
     )
-    favoured_genres: list[str] = Field(
+    favoured_genres: list[Literal[GENRES]] = Field(  # type: ignore[valid-type]
         default_factory=list,
-        max_length=19,
-        description="Genres whose movies are drawn 10 times as often (drift on purpose).",
+        max_length=len(GENRES),
+        description=f"Genres whose movies are drawn {FAVOUR:g} times as often (drift on purpose).",
     )
 
 
 class GeneratedRatings(RatingsStored):
     seed: int = Field(description="The seed used: pass it again for the same ratings.")
-    new_user_ids: list[int]
+    new_user_ids: list[int] = Field(description="The new users who rated, in id order.")

@@ -159,6 +159,14 @@ class RecommenderService:
     def state(self) -> ServingState:
         return self._state
 
+    def current_view(self) -> tuple[ModelView, ModelInfo]:
+        """The served model's view and info, caught up with the other workers' news first.
+
+        Raises:
+            NoModelError: no model is loaded.
+        """
+        return self._view()
+
     def _view(self) -> tuple[ModelView, ModelInfo]:
         self._sync()
         state = self._state
@@ -493,21 +501,25 @@ class RecommenderService:
             InvalidRequestError: a rating off the store's scale.
             StoreError: the server is stopping (the future: the store refused the write).
         """
-        catalog = self._state.catalog
-        movie_ids = np.asarray([e.movie_id for e in events], dtype=np.int64)
-        missing = movie_ids[catalog.positions(movie_ids) < 0]
+        # Arrays, not a DataFrame: building one took as long as the rest of the request.
+        return self.submit_columns(
+            RatingColumns(
+                user_id=np.fromiter((e.user_id for e in events), np.int64, count=len(events)),
+                item_id=np.fromiter((e.movie_id for e in events), np.int64, count=len(events)),
+                rating=np.fromiter((e.rating for e in events), np.float32, count=len(events)),
+                timestamp=np.fromiter((e.timestamp for e in events), np.int64, count=len(events)),
+            )
+        )
+
+    def submit_columns(self, ratings: RatingColumns) -> Future[int]:
+        """:meth:`submit_ratings` of ratings already in columns."""
+        movie_ids = ratings.item_id
+        missing = movie_ids[self._state.catalog.positions(movie_ids) < 0]
         if len(missing):
             raise NotFoundError(f"movie(s) not found: {sorted(set(missing.tolist()))[:10]}")
         if self._state.rating_scale is None:
             raise InvalidRequestError("the store holds no dataset yet: ingest one first")
-        self._check_scale(e.rating for e in events)
-        # Arrays, not a DataFrame: building one took as long as the rest of the request.
-        ratings = RatingColumns(
-            user_id=np.fromiter((e.user_id for e in events), np.int64, count=len(events)),
-            item_id=movie_ids,
-            rating=np.fromiter((e.rating for e in events), np.float32, count=len(events)),
-            timestamp=np.fromiter((e.timestamp for e in events), np.int64, count=len(events)),
-        )
+        self._check_scale(np.unique(ratings.rating).tolist())
         return self._writer.submit(ratings)  # grouped with concurrent posts (group commit)
 
     def _ratings_committed(self, users: list[int]) -> None:

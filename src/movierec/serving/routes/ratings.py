@@ -5,10 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, status
+from starlette.concurrency import run_in_threadpool
 
-from movierec.serving.deps import MetricsDep, ServiceDep, SettingsDep, errors
-from movierec.serving.schemas import NewRating, RatingBatch, RatingsStored
+from movierec.serving.activity import ActivityConflictError, generate_activity
+from movierec.serving.deps import AdminDep, MetricsDep, ServiceDep, SettingsDep, errors
+from movierec.serving.schemas import (
+    GeneratedRatings,
+    GenerateRatings,
+    NewRating,
+    RatingBatch,
+    RatingsStored,
+)
 from movierec.serving.service import RatingEvent
 
 router = APIRouter(tags=["ratings"])
@@ -39,4 +48,33 @@ async def post_ratings(
     metrics.ratings.inc(len(events))
     return RatingsStored(
         received=len(events), changed=changed, user_ids=sorted({e.user_id for e in events})
+    )
+
+
+@router.post(
+    "/admin/generate-ratings",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[AdminDep],
+    responses=errors(401, 403, 409, 422, 503),
+)
+async def generate_ratings(
+    body: GenerateRatings, service: ServiceDep, metrics: MetricsDep
+) -> GeneratedRatings:
+    """Synthetic ratings by known and new users, drawn from the synthetic generator's model on
+    the served catalogue (demos, load and drift tests), stored like posted ones: durable when
+    this answers, folded into those users' next recommendations. A known user may re-rate a
+    movie (the newest rating wins). ``rating_shift`` and ``favoured_genres`` make drift on
+    purpose."""
+    try:
+        activity = await run_in_threadpool(generate_activity, service, body)
+    except ActivityConflictError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    changed = await asyncio.wrap_future(service.submit_columns(activity.ratings))
+    metrics.ratings.inc(len(activity.ratings.user_id))
+    return GeneratedRatings(
+        received=len(activity.ratings.user_id),
+        changed=changed,
+        user_ids=np.unique(activity.ratings.user_id).tolist(),
+        seed=activity.seed,
+        new_user_ids=activity.new_user_ids,
     )
