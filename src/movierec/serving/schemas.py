@@ -231,10 +231,12 @@ Diversity = Annotated[
     ),
     NotBool,
 ]
+CURSOR_PATTERN = r"^(\d{1,18}(-\d{1,18})*)?$"  # the movies shown so far (controls/cursor.py)
 Cursor = Annotated[
     str | None,
     Field(
         max_length=4000,
+        pattern=CURSOR_PATTERN,
         description="Pages: empty for the first page, then the answer's page.next_cursor.",
     ),
 ]
