@@ -15,6 +15,7 @@ from fastapi import Depends, Header, HTTPException, Query, Request, status
 from movierec.config import Settings
 from movierec.experiments.runner import ExperimentRunner
 from movierec.monitoring.recorder import ServingMonitor
+from movierec.serving.controls.dismissals import Dismissals
 from movierec.serving.jobs import JobCommands, JobRunner
 from movierec.serving.observability import Metrics
 from movierec.serving.schemas import MAX_K_CEILING, ErrorResponse
@@ -46,6 +47,11 @@ async def _experiments(request: Request) -> ExperimentRunner:
     return experiments
 
 
+async def _dismissals(request: Request) -> Dismissals:
+    dismissals: Dismissals = request.app.state.dismissals
+    return dismissals
+
+
 async def _jobs(request: Request) -> JobRunner:
     jobs: JobRunner = request.app.state.jobs
     return jobs
@@ -62,6 +68,7 @@ MetricsDep = Annotated[Metrics, Depends(_metrics)]
 MonitorDep = Annotated[ServingMonitor, Depends(_monitor)]
 JobsDep = Annotated[JobRunner, Depends(_jobs)]
 ExperimentsDep = Annotated[ExperimentRunner, Depends(_experiments)]
+DismissalsDep = Annotated[Dismissals, Depends(_dismissals)]
 JobCommandsDep = Annotated[JobCommands, Depends(_job_commands)]
 
 

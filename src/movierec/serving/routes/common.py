@@ -22,6 +22,7 @@ from movierec.serving.schemas import (
     ModelInfoResponse,
     ModelRef,
     Movie,
+    PageRef,
     ScoredMovie,
 )
 from movierec.serving.service import Answer, Scored, SimilarAnswer
@@ -45,10 +46,13 @@ def scored(item: Scored) -> ScoredMovie:
 
 
 def recommendations(
-    user_id: int | None, answer: Answer, experiment: ExperimentRef | None = None
+    user_id: int | None,
+    answer: Answer,
+    experiment: ExperimentRef | None = None,
+    page: PageRef | None = None,
 ) -> JSONBytes:
     """A :class:`~movierec.serving.schemas.RecommendationResponse` of ``answer``, made in
-    ``experiment`` if any."""
+    ``experiment`` if any, with its ``page`` if pages were asked for."""
     view = answer.view
     items = [
         b'%b,"score":%b,"reason":%b}' % (view.movie_json(item), score, view.text_json(reason))
@@ -58,7 +62,7 @@ def recommendations(
     ]
     return JSONBytes(
         b'{"user_id":%b,"strategy":%b,"model":%b,"items":[%b],"ignored_movie_ids":%b,'
-        b'"experiment":%b}'
+        b'"experiment":%b,"page":%b}'
         % (
             to_json(user_id),
             view.text_json(answer.strategy),
@@ -66,6 +70,7 @@ def recommendations(
             b",".join(items),
             to_json(answer.ignored_movie_ids),
             b"null" if experiment is None else experiment.model_dump_json().encode(),
+            b"null" if page is None else page.model_dump_json().encode(),
         )
     )
 

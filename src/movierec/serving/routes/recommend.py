@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from movierec.experiments.runner import Tag
+from movierec.serving.controls.ranking import Controlled, Controls
 from movierec.serving.deps import (
+    DismissalsDep,
     ExperimentsDep,
     KQuery,
     MetricsDep,
@@ -19,9 +21,11 @@ from movierec.serving.deps import (
 )
 from movierec.serving.routes.common import JSONBytes, recommendations
 from movierec.serving.schemas import (
+    CURSOR_PATTERN,
     AnonymousRequest,
     ExperimentRef,
     Filters,
+    PageRef,
     RecommendationResponse,
     RecommendRequest,
     Year,
@@ -44,13 +48,21 @@ def _served(
     monitor: MonitorDep,
     answered: tuple[Answer, Tag | None],
     user_id: int | None,
-    k: int,
+    controlled: Controlled,
 ) -> JSONBytes:
     """The answer's response, counted in the metrics and handed to the serving monitor."""
     answer, tag = answered
     metrics.recommendation_served(answer.strategy)
-    monitor.record(answer, user_id, k)
-    return recommendations(user_id, answer, _experiment(tag))
+    monitor.record(answer, user_id, controlled.k)
+    page = controlled.page(answer)
+    return recommendations(
+        user_id,
+        answer,
+        _experiment(tag),
+        None
+        if page is None
+        else PageRef(next_cursor=page.next_cursor, ranking_changed=page.ranking_changed),
+    )
 
 
 def _experiment(tag: Tag | None) -> ExperimentRef | None:
@@ -74,6 +86,7 @@ async def user_recommendations(
     metrics: MetricsDep,
     monitor: MonitorDep,
     experiments: ExperimentsDep,
+    dismissals: DismissalsDep,
     genres: Annotated[
         list[Annotated[str, Query(max_length=100)]] | None,
         Query(max_length=100, description="Allowed genres (repeat, or comma-separate)."),
@@ -81,19 +94,38 @@ async def user_recommendations(
     year_min: Annotated[Year | None, Query()] = None,
     year_max: Annotated[Year | None, Query()] = None,
     exclude_seen: bool = True,
+    exclude: Annotated[
+        list[int] | None,
+        Query(max_length=1000, description="Movies never to recommend here (repeat)."),
+    ] = None,
+    diversity: Annotated[
+        float, Query(ge=0.0, le=1.0, description="0: the model's order; to 1: unlike genres.")
+    ] = 0.0,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=4000,
+            pattern=CURSOR_PATTERN,
+            description="Pages: empty first, then page.next_cursor.",
+        ),
+    ] = None,
 ) -> JSONBytes:
     """Top-k movies for a user; a user the model cannot personalize for gets popular movies,
-    flagged by ``strategy``."""
+    flagged by ``strategy``. Never a movie the user dismissed; ``exclude``, ``diversity``
+    and pages (``cursor``) as :mod:`movierec.serving.controls.ranking` says."""
     wanted = [g.strip() for text in genres or [] for g in text.split(",") if g.strip()]
     filters = Filter(wanted or None, year_min, year_max)
+    controlled = Controlled(Controls.of(exclude, cursor, diversity, dismissals.movies(user_id)), k)
     answered = experiments.recommend_user(
         user_id,
         k,
-        lambda model: service.recommend_user(
-            user_id, k, filters, exclude_seen=exclude_seen, model=model
+        lambda model: controlled.ask(
+            lambda depth: service.recommend_user(
+                user_id, depth, filters, exclude_seen=exclude_seen, model=model
+            )
         ),
     )
-    return _served(metrics, monitor, answered, user_id, k)
+    return _served(metrics, monitor, answered, user_id, controlled)
 
 
 @router.post("/recommend", response_model=RecommendationResponse, responses=errors(413, 422, 503))
@@ -105,18 +137,25 @@ async def recommend(
     metrics: MetricsDep,
     monitor: MonitorDep,
     experiments: ExperimentsDep,
+    dismissals: DismissalsDep,
 ) -> JSONBytes:
     """Top-k movies for ``user_id`` (the same answer as the GET route)."""
     k = checked_k(body.k, settings)
     filters = _filter(body.filters)
+    controls = Controls.of(
+        body.exclude, body.cursor, body.diversity, dismissals.movies(body.user_id)
+    )
+    controlled = Controlled(controls, k)
     answered = experiments.recommend_user(
         body.user_id,
         k,
-        lambda model: service.recommend_user(
-            body.user_id, k, filters, exclude_seen=body.exclude_seen, model=model
+        lambda model: controlled.ask(
+            lambda depth: service.recommend_user(
+                body.user_id, depth, filters, exclude_seen=body.exclude_seen, model=model
+            )
         ),
     )
-    return _served(metrics, monitor, answered, body.user_id, k)
+    return _served(metrics, monitor, answered, body.user_id, controlled)
 
 
 @router.post(
@@ -148,9 +187,12 @@ async def recommend_anonymous(
             f"a history holds at most {settings.max_batch} movies, got {len(movie_ids)}",
         )
     filters = _filter(body.filters)
+    controlled = Controlled(Controls.of(body.exclude, body.cursor, body.diversity), k)
     answered = experiments.recommend_session(
         body.session_id,
         k,
-        lambda model: service.recommend_history(movie_ids, ratings, k, filters, model),
+        lambda model: controlled.ask(
+            lambda depth: service.recommend_history(movie_ids, ratings, depth, filters, model)
+        ),
     )
-    return _served(metrics, monitor, answered, None, k)
+    return _served(metrics, monitor, answered, None, controlled)
