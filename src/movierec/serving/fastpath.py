@@ -137,6 +137,7 @@ async def _user(state: Any, user_id: str, query: Mapping[str, list[str]], _: byt
         metrics=state.metrics,
         monitor=state.monitor,
         experiments=state.experiments,
+        dismissals=state.dismissals,
         genres=genres,
         year_min=_optional_number(query, "year_min", 0, MAX_YEAR),
         year_max=_optional_number(query, "year_max", 0, MAX_YEAR),
