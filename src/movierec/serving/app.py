@@ -39,6 +39,7 @@ from movierec.models.base import ModelError
 from movierec.monitoring.exporter import OnlineCollector, ServedCollector
 from movierec.monitoring.recorder import ServingMonitor
 from movierec.serving.contract import publish_settings
+from movierec.serving.controls.dismissals import Dismissals, DismissalStore
 from movierec.serving.docs import add_offline_docs
 from movierec.serving.fastpath import FastPathMiddleware
 from movierec.serving.feed import SharedFeed
@@ -55,6 +56,7 @@ from movierec.serving.loading import ModelInfo, ModelUnavailableError
 from movierec.serving.observability import Metrics, MetricsMiddleware
 from movierec.serving.routes import (
     admin,
+    controls,
     drift,
     experiments,
     health,
@@ -107,6 +109,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
         app.state.service = service
         app.state.monitor = monitor = _start_monitor(settings, metrics)
         app.state.experiments = runner = _start_experiments(settings, service)
+        app.state.dismissals = dismissals = Dismissals(DismissalStore(settings.store_url))
         metrics.add_scrape_collector(drift.collector(settings, service))
         app.state.jobs = JobRunner(
             _job_environment(settings),
@@ -119,6 +122,7 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
         finally:
             app.state.jobs.stop()
             runner.close()
+            dismissals.close()
             monitor.close()
             service.close()
             metrics.close()
@@ -137,8 +141,8 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
     app.state.metrics = metrics
     app.state.job_commands = job_commands
     routers = (
-        health, movies, users, recommend, ratings, training, admin, stats, monitoring, drift,
-        experiments,
+        health, movies, users, recommend, controls, ratings, training, admin, stats, monitoring,
+        drift, experiments,
     )  # fmt: skip
     for module in routers:
         app.include_router(module.router)
