@@ -30,6 +30,13 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from movierec.serving.control_schemas import (
+    DismissalRequest,
+    DismissalResponse,
+    DismissalsResponse,
+    GroupRequest,
+    GroupResponse,
+)
 from movierec.serving.experiment_schemas import (
     ExperimentDetails,
     ExperimentRequest,
@@ -260,14 +267,21 @@ class MovierecClient:
         year_min: int | None = None,
         year_max: int | None = None,
         exclude_seen: bool = True,
+        exclude: Iterable[int] | None = None,
+        diversity: float | None = None,
+        cursor: str | None = None,
     ) -> RecommendationResponse:
-        """Top-``k`` movies for a user; an unknown user gets popular ones (``strategy`` says)."""
+        """Top-``k`` movies for a user; an unknown user gets popular ones (``strategy`` says).
+        ``cursor``: ``""`` for a first page, then the answer's ``page.next_cursor``."""
         params = {
             "k": k,
             "genres": list(genres) if genres else None,
             "year_min": year_min,
             "year_max": year_max,
             "exclude_seen": exclude_seen,
+            "exclude": list(exclude) if exclude else None,
+            "diversity": diversity,
+            "cursor": cursor,
         }
         return self._get(f"/users/{user_id}/recommendations", RecommendationResponse, params)
 
@@ -293,6 +307,27 @@ class MovierecClient:
             session_id=session_id,
         )
         return self._post("/recommend/anonymous", body, RecommendationResponse)
+
+    def recommend_group(
+        self, user_ids: Iterable[int], k: int = 10, method: str = "average"
+    ) -> GroupResponse:
+        """One list for a group (``average`` or ``least_misery``)."""
+        body = GroupRequest.model_validate({"user_ids": list(user_ids), "k": k, "method": method})
+        return self._post("/recommend/group", body, GroupResponse)
+
+    def dismiss(self, user_id: int, movie_id: int) -> DismissalResponse:
+        """Never recommend ``movie_id`` to ``user_id`` again (until undone)."""
+        body = DismissalRequest(movie_id=movie_id)
+        return self._post(f"/users/{user_id}/dismissals", body, DismissalResponse)
+
+    def undo_dismissal(self, user_id: int, movie_id: int) -> DismissalResponse:
+        """Undo a dismissal (:class:`NotFoundError` when there was none)."""
+        path = f"/users/{user_id}/dismissals/{movie_id}"
+        return _parsed(self._send("DELETE", path), DismissalResponse)
+
+    def dismissals(self, user_id: int) -> DismissalsResponse:
+        """A user's dismissals, newest first."""
+        return self._get(f"/users/{user_id}/dismissals", DismissalsResponse)
 
     def add_ratings(self, ratings: Iterable[NewRating]) -> RatingsStored:
         """Store ratings (durable when this returns); the next recommendations use them."""
