@@ -182,3 +182,45 @@ def test_borderline_bodies_answer_as_the_route(client: TestClient, content: byte
         headers={"content-type": "application/json; charset=utf-8"},
     )
     assert (lean.status_code, lean.content) == (routed.status_code, routed.content)
+
+
+# Live ratings: the lean path must store and answer exactly as the route. Each body is posted
+# twice, by two new users (USER), so both posts store a rating.
+RATING_BODIES = [
+    b'{"user_id": USER, "movie_id": 1, "rating": 4}',
+    b'{"ratings": [{"user_id": USER, "movie_id": 1, "rating": 4.5, "timestamp": 1700000000},'
+    b' {"user_id": USER, "movie_id": 260, "rating": 3}]}',
+    b'{"user_id": "USER", "movie_id": "1", "rating": "4.5"}',
+    b'{"user_id": USER, "movie_id": 1.0, "rating": true}',
+    b'{"user_id": USER, "movie_id": 1, "rating": NaN}',
+    b'{"user_id": USER, "movie_id": 1, "rating": 1e400}',
+    b'{"user_id": USER, "movie_id": 1, "rating": 9}',  # off the scale
+    b'{"user_id": USER, "movie_id": 999999999, "rating": 4}',  # no such movie
+    b'{"user_id": USER, "movie_id": 1, "rating": 4, "timestamp": "1700000000"}',
+    b'{"user_id": 7, "movie_id": 1, "rating": 4, "user_id": USER}',  # the last one wins
+    b'{"user_id": USER, "movie_id": 1, "rating": 4, "extra": 1}',
+    b'{"user_id": USER, "movie_id": 1, "rating": 4}x',
+    b'{"ratings": []}',
+    b"[]",
+]
+
+
+@pytest.mark.parametrize("template", RATING_BODIES)
+def test_ratings_answer_as_the_route(
+    client: TestClient, fast: list[Response], template: bytes
+) -> None:
+    ids = iter(range(970_000 + 10 * RATING_BODIES.index(template), 980_000))
+    users = [str(next(ids)).encode() for _ in range(2)]
+    plain, charset = "application/json", "application/json; charset=utf-8"
+    lean, routed = (
+        client.post("/ratings", content=template.replace(b"USER", user),
+                    headers={"content-type": content_type})
+        for user, content_type in zip(users, [plain, charset], strict=True)
+    )  # fmt: skip
+    assert lean.status_code == routed.status_code
+    assert lean.content.replace(users[0], b"USER") == routed.content.replace(users[1], b"USER")
+    assert len(fast) == (lean.status_code == 201)  # errors: the route answered both
+    if lean.status_code == 201:
+        assert lean.headers["content-type"] == routed.headers["content-type"]
+        for user in users:
+            assert client.get(f"/users/{user.decode()}").json()["n_ratings"] >= 1

@@ -8,6 +8,7 @@ measured). For a *clean* request to one of
   ``year_max``, ``exclude_seen``),
 * ``POST /recommend/anonymous`` (a JSON body),
 * ``GET /movies/{movie_id}/similar`` (query ``k``),
+* ``POST /ratings`` (a JSON body: live ratings, thousands a second),
 
 this layer, in front of all the others (see :class:`movierec.serving.app.API`), parses the
 parameters itself, calls the very route function FastAPI would call (so the behaviour is the
@@ -29,15 +30,17 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from movierec.serving.deps import checked_k
 from movierec.serving.limits import replay
-from movierec.serving.routes import movies, recommend
+from movierec.serving.routes import movies, ratings, recommend
 from movierec.serving.routes.movies import similar_movies
+from movierec.serving.routes.ratings import post_ratings
 from movierec.serving.routes.recommend import recommend_anonymous, user_recommendations
-from movierec.serving.schemas import MAX_K_CEILING, AnonymousRequest
+from movierec.serving.schemas import MAX_K_CEILING, AnonymousRequest, NewRating, RatingBatch
 
 MAX_ID = 2**63 - 1  # the routes' ``le`` bound on user and movie ids
 MAX_YEAR = 9999  # schemas.Year
@@ -62,7 +65,7 @@ class FastPathMiddleware:
         # The route objects, found by their endpoints: their templates label the metrics.
         self.routes = {
             route.endpoint: route
-            for router in (recommend.router, movies.router)
+            for router in (recommend.router, movies.router, ratings.router)
             for route in router.routes
             if isinstance(route, APIRoute)
         }
@@ -105,6 +108,8 @@ class FastPathMiddleware:
             endpoint, handler, value = similar_movies, _similar, path[8:-8]
         elif method == "POST" and path == "/recommend/anonymous" and _is_json(scope["headers"]):
             endpoint, handler, value = recommend_anonymous, _anonymous, ""
+        elif method == "POST" and path == "/ratings" and _is_json(scope["headers"]):
+            endpoint, handler, value = post_ratings, _ratings, ""
         else:
             return None
         route = self.routes.get(endpoint)
@@ -166,6 +171,20 @@ async def _anonymous(state: Any, _: str, query: Mapping[str, list[str]], body: b
         metrics=state.metrics,
         monitor=state.monitor,
         experiments=state.experiments,
+    )
+
+
+_RATINGS_BODY: TypeAdapter[NewRating | RatingBatch] = TypeAdapter(NewRating | RatingBatch)
+
+
+async def _ratings(state: Any, _: str, query: Mapping[str, list[str]], body: bytes) -> Response:
+    if query:
+        raise UnusualRequestError
+    return await post_ratings(
+        _RATINGS_BODY.validate_json(body),
+        service=state.service,
+        settings=state.settings,
+        metrics=state.metrics,
     )
 
 

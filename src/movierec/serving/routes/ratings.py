@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from movierec.serving.activity import ActivityConflictError, generate_activity
 from movierec.serving.deps import AdminDep, MetricsDep, ServiceDep, SettingsDep, errors
+from movierec.serving.routes.common import JSONBytes
 from movierec.serving.schemas import (
     GeneratedRatings,
     GenerateRatings,
@@ -23,13 +24,18 @@ from movierec.serving.service import RatingEvent
 router = APIRouter(tags=["ratings"])
 
 
-@router.post("/ratings", status_code=status.HTTP_201_CREATED, responses=errors(404, 413, 422, 503))
+@router.post(
+    "/ratings",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RatingsStored,
+    responses=errors(404, 413, 422, 503),
+)
 async def post_ratings(
     body: NewRating | RatingBatch,
     service: ServiceDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-) -> RatingsStored:
+) -> JSONBytes:
     """Store one rating or a batch (``{"ratings": [...]}``); durable when this answers."""
     ratings = body.ratings if isinstance(body, RatingBatch) else [body]
     if len(ratings) > settings.max_batch:
@@ -46,9 +52,11 @@ async def post_ratings(
     # other requests waiting (one commit), while this loop goes on answering.
     changed = await asyncio.wrap_future(service.submit_ratings(events))
     metrics.ratings.inc(len(events))
-    return RatingsStored(
+    stored = RatingsStored(
         received=len(events), changed=changed, user_ids=sorted({e.user_id for e in events})
     )
+    # Serialized here, as the hot routes' answers are: the lean path sends these very bytes.
+    return JSONBytes(stored.__pydantic_serializer__.to_json(stored), status.HTTP_201_CREATED)
 
 
 @router.post(
