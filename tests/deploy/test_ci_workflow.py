@@ -72,3 +72,10 @@ def test_images_are_built_on_main_only_and_every_dockerfile_is_built() -> None:
     assert loop is not None
     built = {f"{name}.Dockerfile" for name in loop.group(1).split()}
     assert built == {path.name for path in DOCKERFILES}
+    # Pushed under the names deploy/docker-compose.yml runs (MOVIEREC_IMAGE[-ui|-mlflow|...]).
+    push = next(step["run"] for step in job["steps"] if "docker push" in step.get("run", ""))
+    pushed = re.search(r"for name in ([a-z -]+); do", push)
+    assert pushed is not None
+    compose = (ROOT / "deploy" / "docker-compose.yml").read_text()
+    named = set(re.findall(r"image: \$\{MOVIEREC_IMAGE:-movierec\}(-?[a-z]*):", compose))
+    assert set(pushed.group(1).split()) == {f"movierec{suffix}" for suffix in named}
