@@ -2,9 +2,9 @@
 # movierec's application image: the API (`movierec serve`, the default command), the trainer
 # (`movierec pipeline run`), the scheduler (`movierec schedule`) and the data import
 # (`movierec ingest ...`). One image for the four: they run the same package with the same
-# dependencies (the API imports the models, the trainer the API's schemas), so four images would
-# carry four copies of the same ~1 GB of layers; compose picks the command per service. The UI
-# has an image of its own (ui.Dockerfile): it needs a third of these dependencies.
+# dependencies (the API loads the models the trainer fits, with the same code), so four images
+# would carry four copies of the same 1.5 GB of layers; compose picks the command per service.
+# The UI has an image of its own (ui.Dockerfile): it needs a third of these dependencies.
 #
 # Build from the repository root:  docker build -f deploy/docker/app.Dockerfile -t movierec .
 # Nothing of the data lives in the image: the ratings store, MLflow and the data folder are
