@@ -137,7 +137,8 @@ def upsert_many(conn: sa.Connection, cols: dict[str, np.ndarray]) -> tuple[int, 
     try:
         _copy_in(conn, "ratings_staging", cols, local_infile=_local_infile_allowed(conn))
         existing = conn.exec_driver_sql(
-            "SELECT count(*) FROM ratings_staging s JOIN ratings r USING (user_id, item_id)"
+            "SELECT count(*) FROM ratings_staging s JOIN ratings r USING (user_id, item_id) "
+            "FOR UPDATE"
         ).scalar_one()
         affected = _execute(conn, _UPSERT.format(source="SELECT * FROM ratings_staging"))
     finally:
@@ -150,7 +151,10 @@ def upsert_small(conn: sa.Connection, cols: dict[str, np.ndarray]) -> int:
     pairs = list(zip(cols["user_id"].tolist(), cols["item_id"].tolist(), strict=True))
     key = sa.tuple_(sa.column("user_id"), sa.column("item_id"))
     existing = conn.execute(
-        sa.select(sa.func.count()).select_from(sa.table("ratings")).where(key.in_(pairs))
+        sa.select(sa.func.count())
+        .select_from(sa.table("ratings"))
+        .where(key.in_(pairs))
+        .with_for_update()
     ).scalar_one()
     with _raw(conn).cursor() as cursor:
         cursor.executemany(
@@ -163,6 +167,9 @@ def upsert_small(conn: sa.Connection, cols: dict[str, np.ndarray]) -> int:
 
 def _counts(n: int, existing: int, affected: int) -> tuple[int, int, int]:
     """(inserted, updated, unchanged) of an upsert of ``n`` rows, ``existing`` of them stored.
+
+    ``existing`` is counted by a locking read: a plain one would see the transaction's snapshot,
+    not the rows a concurrent append committed since, which the upsert then meets.
 
     SQLAlchemy's MySQL drivers connect with CLIENT_FOUND_ROWS, under which an upsert counts 1
     per inserted row, 2 per updated row and 1 per row left as it was: ``affected = n + updated``.
