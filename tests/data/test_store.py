@@ -291,15 +291,16 @@ def test_large_unsorted_ingest_round_trips(store: RatingsStore) -> None:
     pd.testing.assert_frame_equal(sorted_ratings(store), expected)
 
 
-def test_unreachable_url_names_it_without_password() -> None:
-    url = "postgresql+psycopg://movierec:s3cret@127.0.0.1:1/nowhere"
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "mysql+pymysql"])
+def test_unreachable_url_names_it_without_password(scheme: str) -> None:
+    url = f"{scheme}://movierec:s3cret@127.0.0.1:1/nowhere"
     with pytest.raises(StoreError) as info:
         RatingsStore(url)
     message = str(info.value)
     assert "s3cret" not in message
     assert "movierec:***@127.0.0.1:1/nowhere" in message
     assert "\n" not in message
-    assert redact_url(url) == "postgresql+psycopg://movierec:***@127.0.0.1:1/nowhere"
+    assert redact_url(url) == f"{scheme}://movierec:***@127.0.0.1:1/nowhere"
 
 
 def test_sqlite_creates_parent_dir_and_uses_wal(tmp_path: Path) -> None:
