@@ -231,3 +231,19 @@ def test_the_client_pages_dismisses_and_groups(ml_settings: Settings) -> None:
             api.undo_dismissal(13, top)
         group = api.recommend_group([13, 14], k=4, method="least_misery")
         assert len(group.items) == 4
+
+
+def test_anonymous_visitors_page_and_exclude(client: TestClient) -> None:
+    body: dict[str, Any] = {"liked": [1, 2, 3], "k": 5}
+    ranking = [
+        i["movie_id"]
+        for i in client.post("/recommend/anonymous", json={**body, "k": 15}).json()["items"]
+    ]
+    excluded = client.post("/recommend/anonymous", json={**body, "exclude": ranking[:2]}).json()
+    assert [i["movie_id"] for i in excluded["items"]] == ranking[2:7]
+    first = client.post("/recommend/anonymous", json={**body, "cursor": ""}).json()
+    second = client.post(
+        "/recommend/anonymous", json={**body, "cursor": first["page"]["next_cursor"]}
+    ).json()
+    pages = [i["movie_id"] for page in (first, second) for i in page["items"]]
+    assert pages == ranking[:10]
