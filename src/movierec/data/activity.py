@@ -6,7 +6,8 @@ drawn by their real popularity (rating counts, plus one so unrated movies stay p
 their item factors lean on their real genres; each rater gets a fresh bias, taste vector and
 half-star habit (drawn from the seed, not learned from their history). Two knobs make drift on
 purpose: ``favoured_genres`` multiplies the popularity of those genres' movies by
-:data:`FAVOUR`, and ``rating_shift`` moves every score by that many stars before rounding.
+:data:`~movierec.data.genres.FAVOURED_WEIGHT`, and ``rating_shift`` moves every score by that
+many stars before rounding.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from movierec.data.genres import FAVOURED_WEIGHT, GENRES
 from movierec.data.synth import (
-    GENRES,
     _item_model,
     _round_stars,
     _sample_pairs,
@@ -26,7 +27,6 @@ from movierec.data.synth import (
     _water_fill,
 )
 
-FAVOUR = 10.0  # how much more often a favoured genre's movies are drawn
 RANK = 8
 NOISE = 0.5
 _USER_SIGMA = 1.0  # lognormal spread of the ratings per rater within one call
@@ -68,7 +68,7 @@ def synthetic_activity(
     genres_hot = _genres_hot(movies["genres"])
     popularity = np.asarray(rating_counts, dtype=np.float64) + 1.0
     favoured = np.isin(GENRES, list(spec.favoured_genres))
-    popularity *= np.where(genres_hot[:, favoured].any(axis=1), FAVOUR, 1.0)
+    popularity *= np.where(genres_hot[:, favoured].any(axis=1), FAVOURED_WEIGHT, 1.0)
     item_base, item_factors = _item_model(rng, popularity, genres_hot, RANK)
     user_base, user_factors, half_stars = _user_model(rng, n_users, RANK)
     counts = _water_fill(rng.lognormal(0.0, _USER_SIGMA, n_users), spec.ratings, n_items)

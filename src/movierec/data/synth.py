@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from movierec.data.genres import GENRE_COUNTS, GENRES
 from movierec.data.schema import as_canonical_movies
 from movierec.data.sources import LoadedData, ParseReport
 
@@ -37,31 +38,8 @@ from movierec.data.sources import LoadedData, ParseReport
 GENERATOR_VERSION = 1
 
 RATING_SCALE = (0.5, 5.0)
-# MovieLens genres (alphabetical, as MovieLens lists them) with their ML-20M movie counts, used as
-# sampling weights so that Drama and Comedy dominate and Film-Noir and IMAX are rare.
-_GENRE_COUNTS = {
-    "Action": 3520,
-    "Adventure": 2329,
-    "Animation": 1027,
-    "Children": 1139,
-    "Comedy": 8374,
-    "Crime": 2939,
-    "Documentary": 2471,
-    "Drama": 13344,
-    "Fantasy": 1412,
-    "Film-Noir": 330,
-    "Horror": 2611,
-    "IMAX": 196,
-    "Musical": 1036,
-    "Mystery": 1514,
-    "Romance": 4127,
-    "Sci-Fi": 1743,
-    "Thriller": 4178,
-    "War": 1194,
-    "Western": 676,
-}
-GENRES = tuple(_GENRE_COUNTS)
-_GENRE_WEIGHTS = np.array(list(_GENRE_COUNTS.values()), dtype=np.float64)
+# ML-20M movie counts as sampling weights: Drama and Comedy dominate, Film-Noir and IMAX are rare.
+_GENRE_WEIGHTS = np.array(list(GENRE_COUNTS.values()), dtype=np.float64)
 _GENRES_PER_MOVIE_P = np.array([0.45, 0.35, 0.20])  # 1, 2 or 3 genres
 
 FIRST_YEAR, LAST_YEAR = 1920, 2024

@@ -21,8 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from movierec.data.activity import FAVOUR
-from movierec.data.synth import GENRES
+from movierec.data.genres import FAVOURED_WEIGHT, GENRES
 
 MAX_K_CEILING = 10_000  # Settings.max_k's own upper bound
 Strategy = Literal["personalized", "folded_in", "popular_fallback"]
@@ -624,7 +623,8 @@ class GenerateRatings(Request):
     favoured_genres: list[Literal[GENRES]] = Field(  # type: ignore[valid-type]
         default_factory=list,
         max_length=len(GENRES),
-        description=f"Genres whose movies are drawn {FAVOUR:g} times as often (drift on purpose).",
+        description=f"Genres whose movies are drawn {FAVOURED_WEIGHT:g} times as often (drift "
+        "on purpose).",
     )
 
 
