@@ -71,6 +71,15 @@ class Settings(BaseSettings):
             (Evidently's default, 0.5); it decides ``movierec schedule --on-drift``.
         drift_interval: Seconds between two drift computations the API's ``/metrics`` reports
             (the latest result is served in between; a model load recomputes at once).
+        replica_feed: How API replicas on several hosts tell each other of fresh ratings and
+            reloads: ``none`` (one host: its workers share a local file), ``postgres``
+            (LISTEN/NOTIFY on the ratings store, which must be PostgreSQL) or ``redis``
+            (pub/sub at ``redis_url``). See :mod:`movierec.serving.replicas`.
+        redis_url: The Redis server of ``replica_feed=redis`` (``redis://``, ``rediss://`` or
+            ``unix://``); secret, as it may carry a password.
+        champion_poll_interval: Seconds between two reads of the registry's champion alias by
+            each API worker, which reloads when it changed (a promotion made outside the API
+            reaches every replica); 0 turns polling off.
     """
 
     model_config = SettingsConfigDict(
@@ -106,6 +115,9 @@ class Settings(BaseSettings):
     positive_rating: float = 4.0
     drift_share: float = Field(default=0.5, gt=0.0, le=1.0)
     drift_interval: float = Field(default=900.0, ge=1.0)
+    replica_feed: Literal["none", "postgres", "redis"] = "none"
+    redis_url: SecretStr | None = None
+    champion_poll_interval: float = Field(default=0.0, ge=0.0)
 
     @field_validator("data_dir", "datasets_dir", mode="after")
     @classmethod
@@ -123,6 +135,13 @@ class Settings(BaseSettings):
                 "postgresql+psycopg://... or mysql+pymysql://..."
             )
         return url
+
+    @model_validator(mode="after")
+    def _replica_feed_has_its_server(self) -> Self:
+        problem = _replica_feed_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _production_needs_a_real_key(self) -> Self:
@@ -192,6 +211,23 @@ class Settings(BaseSettings):
     def snapshots_dir(self) -> Path:
         """Where content-hashed parquet snapshots of the store are written."""
         return self.data_dir / "snapshots"
+
+
+def _replica_feed_problem(settings: Settings) -> str | None:
+    """Why the replica feed cannot work with these settings, or None."""
+    if settings.replica_feed == "postgres" and not (settings.database_url or "").startswith(
+        "postgresql"
+    ):
+        return (
+            "MOVIEREC_REPLICA_FEED=postgres needs MOVIEREC_DATABASE_URL to be a PostgreSQL URL "
+            "(postgresql+psycopg://...): the replicas listen on their shared ratings store"
+        )
+    if settings.replica_feed == "redis":
+        url = settings.redis_url.get_secret_value() if settings.redis_url is not None else ""
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            given = "is not set" if not url else "is not a redis://, rediss:// or unix:// URL"
+            return f"MOVIEREC_REPLICA_FEED=redis needs MOVIEREC_REDIS_URL, which {given}"
+    return None
 
 
 def _weak_server_password(url: str | None) -> str | None:
