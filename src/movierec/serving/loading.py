@@ -162,6 +162,16 @@ def _load_champion(settings: Settings) -> LoadedModel | None:
         return None if version is None else _load_version(settings, client, version)
 
 
+def champion_version(settings: Settings) -> int | None:
+    """The number of the registry's champion version, None without one (a few registry
+    queries, no download); registry failures raise :class:`ModelUnavailableError`."""
+    if registry_absent(settings):
+        return None
+    with _registry_errors(settings, "the champion") as client:
+        version = _champion_version(client, settings.registered_model)
+    return None if version is None else int(version.version)
+
+
 def load_registry_version(settings: Settings, number: int) -> LoadedModel:
     """Version ``number`` of the registered model (an experiment's arm); raises
     :class:`ModelUnavailableError` when the registry lacks it or cannot be read."""
