@@ -19,7 +19,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from movierec.serving.workers import FEED_ENV  # the feed file's path, set for each worker
 
@@ -32,6 +32,17 @@ class FeedEvent:
 
     kind: EventKind
     user_ids: list[int] = field(default_factory=list)
+
+
+class Feed(Protocol):
+    """What the service needs of a feed: this file's, or the replicas' of
+    :mod:`movierec.serving.replicas` (several at once through its ``Feeds``)."""
+
+    def publish(self, kind: EventKind, user_ids: list[int] | None = None) -> None: ...
+
+    def poll(self) -> list[FeedEvent]: ...
+
+    def close(self) -> None: ...
 
 
 class SharedFeed:
