@@ -11,7 +11,8 @@ models weighting recent ratings rely on), into the model without retraining; a u
 never saw becomes personalized once they have rated :data:`MIN_FOLD_IN_RATINGS` movies the model
 knows. Fresh users are found again at every load (ratings newer than the model's snapshot), so a
 restart forgets nothing, and the workers of one server tell each other through a
-:class:`~movierec.serving.feed.SharedFeed`.
+:class:`~movierec.serving.feed.SharedFeed` (replicas on other hosts through
+:mod:`movierec.serving.replicas`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from movierec.data.snapshot import load_snapshot
 from movierec.data.store import RatingColumns
 from movierec.errors import MovierecError
 from movierec.serving.catalog import Catalog, IntArray, ModelView, MovieRow
-from movierec.serving.feed import SharedFeed
+from movierec.serving.feed import Feed
 from movierec.serving.loading import LoadedModel, ModelInfo, load_current_model
 from movierec.serving.topn import TopN
 from movierec.serving.users import ServingStore
@@ -127,7 +128,7 @@ class RecommenderService:
         settings: Settings,
         store: ServingStore,
         on_load: Callable[[ModelInfo], None] | None = None,
-        feed: SharedFeed | None = None,
+        feed: Feed | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
