@@ -42,7 +42,6 @@ from movierec.serving.contract import publish_settings
 from movierec.serving.controls.dismissals import Dismissals, DismissalStore
 from movierec.serving.docs import add_offline_docs
 from movierec.serving.fastpath import FastPathMiddleware
-from movierec.serving.feed import SharedFeed
 from movierec.serving.jobs import (
     CLI_COMMANDS,
     Job,
@@ -54,6 +53,7 @@ from movierec.serving.jobs import (
 from movierec.serving.limits import BodyLimitMiddleware
 from movierec.serving.loading import ModelInfo, ModelUnavailableError
 from movierec.serving.observability import Metrics, MetricsMiddleware
+from movierec.serving.replicas import ReplicaFeeds, build_feeds, start_feeds
 from movierec.serving.routes import (
     admin,
     controls,
@@ -101,12 +101,14 @@ def create_app(settings: Settings, *, job_commands: JobCommands = CLI_COMMANDS) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await run_in_threadpool(_start_service_in_turn, settings, metrics)
+        feeds = build_feeds(settings, metrics.registry)
+        service = await run_in_threadpool(_start_service_in_turn, settings, metrics, feeds)
         # What start-up made (modules, catalog, model) lives as long as the process: out of
         # the collector's full passes, each of which took ~80 ms of a request's time (measured
         # on the benchmark's model), a pause that lands on the p99.
         gc.freeze()
         app.state.service = service
+        app.state.replica_feed = feeds.replicas
         app.state.monitor = monitor = _start_monitor(settings, metrics)
         app.state.experiments = runner = _start_experiments(settings, service)
         app.state.dismissals = dismissals = Dismissals(DismissalStore(settings.store_url))
@@ -173,9 +175,11 @@ class API(FastAPI):
         return FastPathMiddleware(super().build_middleware_stack(), api=self)
 
 
-def _start_service_in_turn(settings: Settings, metrics: Metrics) -> RecommenderService:
+def _start_service_in_turn(
+    settings: Settings, metrics: Metrics, feeds: ReplicaFeeds
+) -> RecommenderService:
     with one_start_at_a_time():
-        return _start_service(settings, metrics)
+        return _start_service(settings, metrics, feeds)
 
 
 @contextmanager
@@ -194,7 +198,12 @@ def one_start_at_a_time() -> Iterator[None]:
         yield
 
 
-def _start_service(settings: Settings, metrics: Metrics) -> RecommenderService:
+def _start_service(
+    settings: Settings, metrics: Metrics, feeds: ReplicaFeeds | None = None
+) -> RecommenderService:
+    """A service with its model loaded and its feeds (``feeds``, else the settings') started."""
+    feeds = feeds if feeds is not None else build_feeds(settings, metrics.registry)
+
     def loaded(info: ModelInfo) -> None:
         metrics.model_loaded(info)
         logger.info(
@@ -209,13 +218,14 @@ def _start_service(settings: Settings, metrics: Metrics) -> RecommenderService:
         settings,
         ServingStore(settings.store_url),
         on_load=loaded,
-        feed=SharedFeed.from_environment(),
+        feed=feeds.feed,
     )
     try:
         # Every worker loads at its start: telling the others would make them load again.
         service.load(fall_back_on_error=True, broadcast=False)
     except ModelUnavailableError as exc:
         logger.warning("starting without a model (not ready): %s", exc)
+    start_feeds(feeds, service)
     return service
 
 
