@@ -100,6 +100,16 @@ class HealthResponse(Response):
     status: Literal["ok"] = "ok"
 
 
+class ReplicaFeedState(Response):
+    feed: Literal["postgres", "redis"]
+    connected: bool = Field(
+        description="Whether this worker hears the other replicas now. While it does not, it "
+        "serves on (its own ratings and model are intact) and catches up from the store when "
+        "the channel returns."
+    )
+    down_since: datetime | None = Field(description="Since when it is down; null while up.")
+
+
 class ReadyResponse(Response):
     status: Literal["ready"] = "ready"
     model_version: int | None
@@ -107,6 +117,11 @@ class ReadyResponse(Response):
     top_n_ready: float = Field(
         description="Share of the model's known users whose top-N list is computed (they are "
         "answered from it); lists are filled in the background after each load, 0 when off."
+    )
+    replica_feed: ReplicaFeedState | None = Field(
+        default=None,
+        description="The channel to the other API replicas (MOVIEREC_REPLICA_FEED); null with "
+        "none. A channel that is down leaves the replica ready (see the deploy guide).",
     )
 
 
