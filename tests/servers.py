@@ -35,11 +35,12 @@ def api_server(settings: Settings, workers: int = 1) -> Iterator[str]:
 
 @contextmanager
 def api_server_process(
-    settings: Settings, workers: int = 1
+    settings: Settings, workers: int = 1, port: int | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """:func:`api_server`, with its process: the leader of its own process group (a test may
-    ``os.killpg`` the whole server, workers included)."""
-    port = free_port()
+    ``os.killpg`` the whole server, workers included); on ``port`` when given (a restart behind
+    a load balancer), else a free one."""
+    port = port or free_port()
     code = (
         "from movierec.config import Settings; from movierec.serving.app import serve; "
         f"serve(Settings(_env_file=None), '127.0.0.1', {port}, {workers})"
