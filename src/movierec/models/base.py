@@ -643,6 +643,21 @@ def _blocked(
     return blocked
 
 
+def weighted_rows(
+    matrix: sp.csr_matrix, rows: npt.NDArray[np.int64], weights: npt.NDArray[np.floating[Any]]
+) -> npt.NDArray[np.float32]:
+    """``sum(weights[i] * matrix[rows[i]])`` as a dense row: a history's scores from an
+    item-item matrix, reading only the history's rows. The product with the whole transposed
+    matrix read all of it (~2M entries, 5 ms on ml-latest-small), scipy's row slicing cost
+    ~0.3 ms of Python; this is a gather and one ``bincount``."""
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    lengths = ends - starts
+    entries = np.repeat(ends - lengths.cumsum(), lengths) + np.arange(int(lengths.sum()))
+    values = matrix.data[entries] * np.repeat(np.asarray(weights, dtype=np.float64), lengths)
+    summed = np.bincount(matrix.indices[entries], weights=values, minlength=matrix.shape[1])
+    return summed.astype(np.float32)
+
+
 def mask_rows(scores: npt.NDArray[np.float32], rows: sp.csr_matrix) -> None:
     """Set ``scores[i, j] = -inf`` wherever ``rows[i, j]`` is stored, in place, vectorized."""
     counts = np.diff(rows.indptr)

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from movierec.data.interactions import Interactions
-from movierec.models.base import ModelConfig, ModelError, Recommender
+from movierec.models.base import ModelConfig, ModelError, Recommender, weighted_rows
 from movierec.models.knn import ITEM_BLOCK_CELLS, _top_per_row
 from movierec.models.weighting import (
     RecencyConfig,
@@ -93,9 +93,7 @@ class RP3beta(Recommender):
         # A history has no timestamps: every item in it weighs 1 by age, like a user's latest
         # rating, and by its position in the list (the latest last) when that weighting is on.
         distinct, _, weights = history_weights(items, self.config.recency_half_life_ratings)
-        history = np.zeros(self.n_items, dtype=np.float32)
-        history[distinct] = weights
-        return np.asarray(self._fitted()[1].T @ history, dtype=np.float32)
+        return weighted_rows(self._fitted()[1], distinct, weights)
 
     def _item_item(self) -> sp.csr_matrix:
         return self._fitted()[1]

@@ -335,9 +335,12 @@ def _weighted_sum(parts: list[tuple[float, npt.NDArray[np.float32]]]) -> FloatAr
     """``sum(weight * standardized(scores))``, rows standardized over the catalogue."""
     total = np.zeros_like(parts[0][1], dtype=np.float32)
     for weight, scores in parts:
-        spread = scores.std(axis=1, keepdims=True)
+        centred = scores - scores.mean(axis=1, keepdims=True, dtype=np.float32)
+        # The spread by a dot product: ndarray.std took ~0.25 ms a catalogue-long row (three
+        # per anonymous request), its temporaries and reductions in Python-level steps.
+        spread = np.sqrt(np.einsum("ij,ij->i", centred, centred) / scores.shape[1])[:, None]
         spread[spread == 0] = 1.0
-        total += np.float32(weight) * (scores - scores.mean(axis=1, keepdims=True)) / spread
+        total += centred * (np.float32(weight) / spread).astype(np.float32)
     return total
 
 

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from movierec.data.interactions import Interactions
-from movierec.models.base import ModelConfig, ModelError, Recommender
+from movierec.models.base import ModelConfig, ModelError, Recommender, weighted_rows
 
 ITEM_BLOCK_CELLS = 16_000_000
 """Dense similarity cells computed at once (block rows x items): ~64 MB of float32."""
@@ -88,9 +88,8 @@ class ItemKNN(Recommender):
         self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
         # The history is binarized like the training rows: ratings only say "seen".
-        history = np.zeros(self.n_items, dtype=np.float32)
-        history[items] = 1.0
-        return np.asarray(self._sim().T @ history, dtype=np.float32)
+        distinct = np.unique(items)
+        return weighted_rows(self._sim(), distinct, np.ones(len(distinct)))
 
     def _item_item(self) -> sp.csr_matrix:
         return self._sim()
