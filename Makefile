@@ -41,6 +41,19 @@ $(PROMTOOL):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus
 
+# The API replica tests (tests/serving/test_replicas.py) run Debian's nginx in front of two
+# replicas, and a Redis server of their own to stop and start again.
+NGINX := /usr/sbin/nginx
+REDIS_SERVER := /usr/bin/redis-server
+
+$(NGINX):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx
+
+$(REDIS_SERVER):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server
+
 MOVIEREC := MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} $(BIN)/movierec
 
 ## run: create the environment, get the data, train and register a champion, serve the API and
@@ -54,7 +67,7 @@ run: $(STAMP)
 		--ui-port $${MOVIEREC_UI_PORT:-8501}
 
 ## test: create the environment (with dev extras) and run lint, types and the whole test suite
-test: $(STAMP) $(AIRFLOW_STAMP) $(CHROMIUM) $(PROMTOOL)
+test: $(STAMP) $(AIRFLOW_STAMP) $(CHROMIUM) $(PROMTOOL) $(NGINX) $(REDIS_SERVER)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
