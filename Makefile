@@ -24,6 +24,17 @@ $(AIRFLOW_STAMP):
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet 'apache-airflow>=3.1,<4'
 	touch $@
 
+# ZenML pins pydantic, click, alembic and OpenTelemetry below mlflow 3's: a venv of its own too,
+# whose pipeline (deploy/zenml) calls movierec's CLI in .venv; used by tests/deploy/test_zenml.py.
+ZENML_VENV := .venv-zenml
+ZENML_STAMP := $(ZENML_VENV)/.installed-zenml-0.98
+
+$(ZENML_STAMP):
+	test -x $(ZENML_VENV)/bin/python || $(PYTHON) -m venv $(ZENML_VENV)
+	$(ZENML_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(ZENML_VENV)/bin/python -m pip install --quiet 'zenml[local]>=0.98,<0.99'
+	touch $@
+
 # The UI's browser tests drive Debian's Chromium (a test tool's own browser download fails
 # offline); installed once, as root with apt-get, or with sudo when there is one.
 CHROMIUM := /usr/bin/chromium
@@ -67,7 +78,7 @@ run: $(STAMP)
 		--ui-port $${MOVIEREC_UI_PORT:-8501}
 
 ## test: create the environment (with dev extras) and run lint, types and the whole test suite
-test: $(STAMP) $(AIRFLOW_STAMP) $(CHROMIUM) $(PROMTOOL) $(NGINX) $(REDIS_SERVER)
+test: $(STAMP) $(AIRFLOW_STAMP) $(ZENML_STAMP) $(CHROMIUM) $(PROMTOOL) $(NGINX) $(REDIS_SERVER)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
@@ -96,4 +107,4 @@ bench: $(STAMP) $(CHROMIUM)
 	$(BIN)/python benchmarks/feedback.py  # needs wrk; PostgreSQL at 127.0.0.1:5432 (--pg none: skip)
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(ZENML_VENV) .pytest_cache .mypy_cache .ruff_cache
