@@ -25,7 +25,7 @@ from tests.serving.conftest import settings_for
 
 
 def test_settings_name_what_the_channel_lacks(tmp_path: Path) -> None:
-    cases = {
+    cases: dict[str, dict[str, object]] = {
         "MOVIEREC_DATABASE_URL to be a PostgreSQL URL": {"replica_feed": "postgres"},
         "MOVIEREC_REDIS_URL, which is not set": {"replica_feed": "redis"},
         "is not a redis://, rediss:// or unix:// URL": {
@@ -128,7 +128,12 @@ def test_a_start_catches_up_from_the_store_before_it_returns(pg_server_url: str)
         PostgresTransport(pg_server_url), "late", FeedMetrics(CollectorRegistry(), "postgres")
     )
     asked: list[int] = []
-    feed.start(lambda since: asked.append(since) or {3, 4}, since=1_000_000.0)
+
+    def users_since(since: int) -> set[int]:
+        asked.append(since)
+        return {3, 4}
+
+    feed.start(users_since, since=1_000_000.0)
     try:
         assert feed.poll()[0] == FeedEvent("ratings", [3, 4])
         assert asked[0] < 1_000_000  # with slack for other hosts' clocks
