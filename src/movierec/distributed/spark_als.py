@@ -1,0 +1,366 @@
+"""Implicit-feedback ALS trained by Apache Spark MLlib, exported as movierec's own ``als`` model.
+
+:class:`SparkALS` fits ``pyspark.ml.recommendation.ALS`` (``implicitPrefs=True``) on
+``local[N]`` or on a cluster (``master``), collects the factors as float32 arrays and is saved
+as an :class:`~movierec.models.als.ALS` artifact (factors, id maps, seen items, an ``ALSConfig``):
+evaluation, the registry and the API load it as any other ALS model, fold-in and similar movies
+included. PySpark is the optional extra ``movierec[spark]``; without it, fitting raises
+:class:`SparkUnavailableError` saying how to install it.
+
+The objectives differ from :mod:`movierec.models.als` (``implicit``'s ALS), so the two are
+compared by ranking quality, not by their factors:
+
+* Spark's confidence is ``1 + alpha * |r|`` with preference ``r > 0``, as movierec's;
+* Spark scales the L2 penalty of each user's (item's) solve by its number of ratings
+  (ALS-WR, Zhou et al. 2008): ``regParam * n_u``, where ``implicit`` uses one constant;
+* Spark solves each least-squares step exactly (Cholesky), ``implicit`` by a few CG steps.
+
+The exported config's ``regularization`` (used only by fold-in, which solves ``implicit``'s
+constant-penalty user step) is ``reg_param`` times the median number of ratings per training
+user: the penalty Spark gave a typical user. Fold-in thus matches Spark's step exactly for a
+history of median length and approximately for others.
+
+Data reaches Spark in one of two ways. :meth:`SparkALS.fit` ships the ``Interactions`` matrix
+from the driver as an Arrow table (any split, any master). :func:`train_on_spark` has the
+executors read the ratings themselves, from the content-hashed parquet snapshot (a path every
+executor must see) or from the PostgreSQL store over JDBC, and maps their ids to the driver's
+indices with a broadcast join; the driver still reads the snapshot for the id maps and the
+seen items the artifact keeps.
+
+The defaults were tuned on validation NDCG@10 (``benchmarks/spark.py --tune``; see
+``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+from pydantic import Field
+
+from movierec.data.interactions import Interactions
+from movierec.errors import ConfigError
+from movierec.models.als import ALS, ALSConfig
+from movierec.models.base import ModelConfig, ModelError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = [
+    "INSTALL_HINT",
+    "SparkALS",
+    "SparkALSConfig",
+    "SparkJobError",
+    "SparkUnavailableError",
+    "jdbc_reader",
+    "require_pyspark",
+    "snapshot_reader",
+    "spark_session",
+    "train_on_spark",
+]
+
+INSTALL_HINT = "the spark engine needs PySpark: pip install 'movierec[spark]' (or: make spark)"
+SPARK_DEFAULT_BLOCKS = 10  # ALS's numUserBlocks / numItemBlocks default
+JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
+
+RatingsReader = Callable[["SparkSession"], "DataFrame"]
+"""Reads the ratings (``user_id``, ``item_id``, ``rating``: external ids) into Spark."""
+
+
+class SparkUnavailableError(ConfigError):
+    """PySpark is not installed (the ``spark`` extra)."""
+
+
+class SparkJobError(ModelError):
+    """Spark could not start or a Spark job failed; the message names the cause."""
+
+
+class SparkALSConfig(ModelConfig):
+    """Spark MLlib ALS (implicit preferences) and where it runs."""
+
+    factors: int = Field(default=64, ge=1, description="Latent dimensions (Spark's rank).")
+    iterations: int = Field(default=15, ge=1, description="Alternations (Spark's maxIter).")
+    reg_param: float = Field(
+        default=0.1, ge=0, description="L2 penalty per rating (Spark's regParam, ALS-WR)."
+    )
+    alpha: float = Field(default=1.0, ge=0, description="Extra confidence per unit of v.")
+    confidence: Literal["binary", "rating"] = Field(
+        default="rating", description="v: 1 for every rating, or the rating itself."
+    )
+    master: str = Field(
+        default="local[2]", description="Spark master URL: local[N] or a cluster's spark://..."
+    )
+    blocks: int | None = Field(
+        default=None, ge=1, description="User and item blocks (partitions); None: Spark's 10."
+    )
+    driver_memory: str = Field(
+        default="2g", description="The driver JVM's heap (local mode: also the executors')."
+    )
+    checkpoint_dir: str | None = Field(
+        default=None,
+        description="Where Spark checkpoints every 10 iterations (a path every executor sees);"
+        " None: a temporary folder in local mode, none on a cluster.",
+    )
+
+
+def require_pyspark() -> None:
+    """Raise :class:`SparkUnavailableError` (one line: how to install it) without PySpark."""
+    if importlib.util.find_spec("pyspark") is None:
+        raise SparkUnavailableError(INSTALL_HINT)
+
+
+@contextmanager
+def spark_session(config: SparkALSConfig, *, jars: tuple[str, ...] = ()) -> Iterator[SparkSession]:
+    """A SparkSession on ``config.master``: the active one when it runs there (kept open, so
+    a test module or a pipeline shares one), else a new one, stopped on exit.
+
+    Raises:
+        SparkUnavailableError: PySpark is not installed.
+        SparkJobError: Spark does not start (a bad master URL, no Java, ...).
+    """
+    require_pyspark()
+    from pyspark.sql import SparkSession  # noqa: PLC0415 (an optional extra)
+
+    active = SparkSession.getActiveSession()
+    if active is not None and active.sparkContext.master == config.master:
+        yield active
+        return
+    builder = (
+        SparkSession.builder.master(config.master)
+        .appName("movierec-als")
+        .config("spark.driver.memory", config.driver_memory)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # ALS's lineage grows with every iteration; serializing it recursed past the default
+        # 1 MB thread stack at 15 iterations on ml-100k (a StackOverflowError, seen once).
+        .config("spark.driver.extraJavaOptions", "-Xss16m")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Few cores: Spark's 200 shuffle partitions are mostly scheduling overhead here.
+        .config("spark.sql.shuffle.partitions", "8")
+    )
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # py4j and JVM errors share no base class worth naming
+        raise SparkJobError(
+            f"Spark did not start on {config.master!r}: {_first_line(exc)}"
+        ) from exc
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        with _checkpoints(session, config):
+            yield session
+    finally:
+        session.stop()
+
+
+@contextmanager
+def _checkpoints(session: SparkSession, config: SparkALSConfig) -> Iterator[None]:
+    """Give Spark a checkpoint folder, so ALS cuts its lineage every 10 iterations (without
+    one Spark ignores ``checkpointInterval``): the configured one, else a temporary folder in
+    local mode (on a cluster a local folder is not seen by the executors)."""
+    if config.checkpoint_dir is not None:
+        session.sparkContext.setCheckpointDir(config.checkpoint_dir)
+        yield
+    elif config.master.startswith("local"):
+        with tempfile.TemporaryDirectory(prefix="movierec-spark-") as folder:
+            session.sparkContext.setCheckpointDir(folder)
+            yield
+    else:
+        yield
+
+
+def snapshot_reader(path: str) -> RatingsReader:
+    """Read a snapshot's ``ratings.parquet`` on the executors (a path they all see)."""
+
+    def read(spark: SparkSession) -> DataFrame:
+        return spark.read.parquet(path).select("user_id", "item_id", "rating")
+
+    return read
+
+
+def jdbc_reader(url: str, user: str | None = None, password: str | None = None) -> RatingsReader:
+    """Read the PostgreSQL store's ``ratings`` table over JDBC (``jdbc:postgresql://...``)."""
+
+    def read(spark: SparkSession) -> DataFrame:
+        options = {"url": url, "dbtable": "ratings", "driver": "org.postgresql.Driver"}
+        options |= {k: v for k, v in (("user", user), ("password", password)) if v is not None}
+        return (
+            spark.read.format("jdbc")
+            .options(**options)
+            .load()
+            .select("user_id", "item_id", "rating")
+        )
+
+    return read
+
+
+class SparkALS(ALS):
+    """ALS fitted by Spark MLlib; saved (and served) as a plain :class:`ALS` model."""
+
+    config_class: ClassVar[type[ModelConfig]] = SparkALSConfig
+    config: SparkALSConfig  # type: ignore[assignment]  # Spark's parameters, not implicit's
+
+    def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
+        # ALS's own __init__ types its config as implicit's; SparkALSConfig is Spark's own.
+        super().__init__(config, **params)  # type: ignore[arg-type]
+        self.reader: RatingsReader | None = None
+        """Where the executors read the ratings (:func:`train_on_spark`); None: the driver."""
+        self.jars: tuple[str, ...] = ()
+        self._exported: ALS | None = None
+
+    def _fit(self, interactions: Interactions) -> None:
+        with spark_session(self.config, jars=self.jars) as spark:
+            try:
+                frame = (
+                    _driver_frame(spark, interactions)
+                    if self.reader is None
+                    else _indexed(spark, self.reader(spark), interactions)
+                )
+                users, items = _fit_factors(frame, interactions, self.config)
+            except (ModelError, ConfigError):
+                raise
+            except Exception as exc:  # a failed job surfaces as a py4j/JVM error
+                raise SparkJobError(f"the Spark ALS job failed: {_first_line(exc)}") from exc
+        self.user_factors, self.item_factors = users, items
+
+    def exported(self) -> ALS:
+        """This model as movierec's :class:`ALS` (same arrays, an ``ALSConfig``)."""
+        user_factors, item_factors = self._factors()
+        cached = self._exported
+        if cached is not None and cached.user_factors is user_factors:
+            return cached
+        model = ALS(self._als_config())
+        model.user_ids, model.item_ids = self._fitted_ids()
+        model.user_items = self._seen()
+        model.rating_scale = self.rating_scale
+        model.user_factors, model.item_factors = user_factors, item_factors
+        self._exported = model
+        return model
+
+    def _als_config(self) -> ALSConfig:
+        counts = np.diff(self._seen().indptr)
+        typical = float(np.median(counts[counts > 0])) if counts.any() else 1.0
+        return ALSConfig(
+            factors=self.config.factors,
+            iterations=self.config.iterations,
+            regularization=self.config.reg_param * typical,
+            alpha=self.config.alpha,
+            confidence=self.config.confidence,
+            seed=self.config.seed,
+        )
+
+    def _history_vector(
+        self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        return self.exported()._history_vector(items, ratings)
+
+    def save(self, path: Any) -> Any:
+        """Save as an :class:`ALS` artifact (``config.json`` says ``als``)."""
+        return self.exported().save(path)
+
+    def save_for_serving(self, path: Any) -> Any:
+        """:meth:`ALS.save_for_serving` of :meth:`exported`."""
+        return self.exported().save_for_serving(path)
+
+
+def train_on_spark(
+    interactions: Interactions,
+    config: SparkALSConfig,
+    reader: RatingsReader | None = None,
+    jars: tuple[str, ...] = (),
+) -> SparkALS:
+    """Fit :class:`SparkALS` on ``interactions`` with the executors reading the ratings through
+    ``reader`` (the ``interactions`` give the id maps and seen items); ``jars``: e.g. the JDBC
+    driver."""
+    model = SparkALS(config)
+    model.reader, model.jars = reader, jars
+    return model.fit(interactions)
+
+
+def _driver_frame(spark: SparkSession, interactions: Interactions) -> DataFrame:
+    """The matrix's stored cells as (user, item, rating) indices, sent as one Arrow table."""
+    coo = interactions.matrix.tocoo()
+    table = pa.table(
+        {
+            "user": pa.array(coo.row.astype(np.int32)),
+            "item": pa.array(coo.col.astype(np.int32)),
+            "rating": pa.array(coo.data.astype(np.float32)),
+        }
+    )
+    return spark.createDataFrame(table)
+
+
+def _indexed(spark: SparkSession, ratings: DataFrame, interactions: Interactions) -> DataFrame:
+    """``ratings`` (external ids) as the driver's indices; ids it does not know are dropped."""
+    users = spark.createDataFrame(_id_table(interactions.user_ids, "user_id", "user"))
+    items = spark.createDataFrame(_id_table(interactions.item_ids, "item_id", "item"))
+    from pyspark.sql.functions import broadcast, col  # noqa: PLC0415 (an optional extra)
+
+    return (
+        ratings.join(broadcast(users), "user_id")
+        .join(broadcast(items), "item_id")
+        .select("user", "item", col("rating").cast("float"))
+    )
+
+
+def _id_table(ids: npt.NDArray[np.int64], id_name: str, index_name: str) -> pa.Table:
+    return pa.table(
+        {
+            id_name: pa.array(ids.astype(np.int64)),
+            index_name: pa.array(np.arange(len(ids), dtype=np.int32)),
+        }
+    )
+
+
+def _fit_factors(
+    frame: DataFrame, interactions: Interactions, config: SparkALSConfig
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Fit Spark's ALS on ``frame`` (user, item, rating) and collect both factor matrices."""
+    from pyspark.ml import recommendation  # noqa: PLC0415 (an optional extra)
+    from pyspark.sql.functions import lit  # noqa: PLC0415
+
+    if config.confidence == "binary":
+        frame = frame.withColumn("rating", lit(1.0))
+    blocks = config.blocks or SPARK_DEFAULT_BLOCKS
+    estimator = recommendation.ALS(
+        rank=config.factors,
+        maxIter=config.iterations,
+        regParam=config.reg_param,
+        alpha=config.alpha,
+        implicitPrefs=True,
+        userCol="user",
+        itemCol="item",
+        ratingCol="rating",
+        seed=config.seed,
+        numUserBlocks=blocks,
+        numItemBlocks=blocks,
+    )
+    fitted = estimator.fit(frame)
+    return (
+        _collect(fitted.userFactors, interactions.n_users, config.factors),
+        _collect(fitted.itemFactors, interactions.n_items, config.factors),
+    )
+
+
+def _collect(factors: DataFrame, size: int, rank: int) -> npt.NDArray[np.float32]:
+    """Spark's (id, features) rows as a dense float32 matrix; rows Spark never saw are zeros
+    (a user or item without training ratings scores 0, as in ``implicit``)."""
+    frame = factors.toPandas()
+    dense = np.zeros((size, rank), dtype=np.float32)
+    if len(frame):
+        rows = np.stack(list(frame["features"].to_numpy()))
+        dense[frame["id"].to_numpy()] = rows.astype(np.float32)
+    return dense
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first meaningful line (a JVM error's message, not its stack trace)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]
