@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DATASETS_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: run test lint format typecheck bench clean
+.PHONY: run test lint format typecheck bench clean spark
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,22 @@ $(REDIS_SERVER):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server
 
+# Training on Spark (`movierec train --engine spark`): PySpark (~450 MB, the `spark` extra, Java
+# 17+) in .venv, and Debian's PostgreSQL JDBC driver for Spark's reads from the store (no Maven).
+SPARK_STAMP := $(VENV)/.installed-spark-4
+JDBC_JAR := /usr/share/java/postgresql.jar
+
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	touch $@
+
+$(JDBC_JAR):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libpostgresql-jdbc-java
+
+## spark: install PySpark and the PostgreSQL JDBC driver (for `movierec train --engine spark`)
+spark: $(SPARK_STAMP) $(JDBC_JAR)
+
 MOVIEREC := MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} $(BIN)/movierec
 
 ## run: create the environment, get the data, train and register a champion, serve the API and
@@ -78,7 +94,8 @@ run: $(STAMP)
 		--ui-port $${MOVIEREC_UI_PORT:-8501}
 
 ## test: create the environment (with dev extras) and run lint, types and the whole test suite
-test: $(STAMP) $(AIRFLOW_STAMP) $(ZENML_STAMP) $(CHROMIUM) $(PROMTOOL) $(NGINX) $(REDIS_SERVER)
+test: $(STAMP) $(AIRFLOW_STAMP) $(ZENML_STAMP) $(CHROMIUM) $(PROMTOOL) $(NGINX) $(REDIS_SERVER) \
+		$(SPARK_STAMP) $(JDBC_JAR)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
