@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DATASETS_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: run test lint format typecheck bench clean spark
+.PHONY: run test lint format typecheck bench clean spark zenml
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,6 +92,13 @@ run: $(STAMP)
 	$(MOVIEREC) similar --movie 1 -k 10
 	$(MOVIEREC) up --host $${MOVIEREC_HOST:-127.0.0.1} --port $${MOVIEREC_PORT:-8000} \
 		--ui-port $${MOVIEREC_UI_PORT:-8501}
+
+## zenml: the training pipeline (params.yaml) run by ZenML: deploy/zenml, from .venv-zenml, on
+## the active ZenML stack (by default a local store in ~/.config/zenml), steps calling .venv's CLI
+zenml: $(STAMP) $(ZENML_STAMP)
+	MOVIEREC_CLI=$(abspath $(BIN))/movierec ZENML_ANALYTICS_OPT_IN=$${ZENML_ANALYTICS_OPT_IN:-false} \
+		MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} \
+		$(ZENML_VENV)/bin/python deploy/zenml/pipeline.py --config params.yaml
 
 ## test: create the environment (with dev extras) and run lint, types and the whole test suite
 test: $(STAMP) $(AIRFLOW_STAMP) $(ZENML_STAMP) $(CHROMIUM) $(PROMTOOL) $(NGINX) $(REDIS_SERVER) \
