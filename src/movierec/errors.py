@@ -28,3 +28,10 @@ class ParseError(DataSourceError):
 
 class StoreError(MovierecError):
     """The ratings store cannot be reached or refused an operation."""
+
+
+def first_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception's first line, for a one-line message or a tag (a JVM or driver error's
+    message without its stack trace); the class name when it has no text."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
