@@ -45,21 +45,32 @@ from movierec.data.interactions import Interactions
 from movierec.data.snapshot import Snapshot, create_snapshot
 from movierec.data.split import make_split
 from movierec.data.store import RatingsStore
-from movierec.errors import ConfigError
+from movierec.errors import ConfigError, first_line
 from movierec.evaluation.protocol import EvaluationConfig, Report
-from movierec.models import create_model, model_class
+from movierec.models import model_class
 from movierec.training import tracking
-from movierec.training.experiments import Experiment, evaluate_model, ranked
+from movierec.training.experiments import (
+    Engine,
+    Experiment,
+    create_model,
+    engine_model_class,
+    evaluate_model,
+    ranked,
+)
 
 FINGERPRINT_TAG = "movierec.pipeline_fingerprint"
+FAILURE_TAG = "movierec.failure"
 
 
 class ModelSpec(BaseModel):
-    """One model the pipeline trains: a family name and its parameters."""
+    """One model the pipeline trains: a family name, its parameters and where it trains
+    (``engine: spark`` fits ``als`` on Apache Spark, with Spark's parameters: see
+    :class:`~movierec.distributed.spark_als.SparkALSConfig`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: str
+    engine: Engine = "local"
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("model")
@@ -76,8 +87,11 @@ class ModelSpec(BaseModel):
 
     def resolved(self) -> dict[str, Any]:
         """The family and its complete config: the given parameters and every default."""
-        config = model_class(self.model).config_class(**self.params)
-        return {"model": self.model, "config": config.model_dump(mode="json")}
+        config = engine_model_class(self.model, self.engine).config_class(**self.params)
+        resolved = {"model": self.model, "config": config.model_dump(mode="json")}
+        if self.engine != "local":  # so local runs keep the fingerprints they had
+            resolved["engine"] = self.engine
+        return resolved
 
 
 class EvaluationSpec(BaseModel):
@@ -257,7 +271,9 @@ class _TrainingStages:
         with self._parent_run():
             for spec in self.config.models:
                 with self.timer("evaluate"):
-                    report = evaluate_model(self.experiment, spec.model, spec.params, eval_config)
+                    report = evaluate_model(
+                        self.experiment, spec.model, spec.params, eval_config, spec.engine
+                    )
                 report.data["snapshot_hash"] = result.snapshot_hash
                 self.say(f"{spec.model}: {metric} {report.metrics.get(metric, math.nan):.4f}")
                 result.leaderboard.append(report)
@@ -284,15 +300,22 @@ class _TrainingStages:
             mlflow.log_params(
                 {"protocol": self.config.protocol, "dataset": str(self.config.dataset)}
             )
-        with run:
-            yield
+        with run:  # an exception ends the run as FAILED
+            try:
+                yield
+            except Exception as exc:
+                # Say why in the run: a failed Spark job's cause is otherwise only in a log.
+                mlflow.set_tag(FAILURE_TAG, first_line(exc))
+                raise
 
     def publish(self) -> None:
         """Refit the winner on all the data, save it, log and register it, apply the rule."""
         result, best = self.result, self.result.leaderboard[0]
         folder = self.settings.models_dir / "pipeline" / result.fingerprint[:16]
         with self.timer("fit_final"):
-            model = create_model(best.model, **best.params).fit(self.experiment.interactions)
+            engine = best.data.get("engine", "local")  # where the winner was scored
+            model = create_model(best.model, engine, **best.params)
+            model.fit(self.experiment.interactions)
         result.model_dir = folder
         with self.timer("save"):
             tracking.save_with_report(model, best, folder)
