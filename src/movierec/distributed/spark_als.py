@@ -21,13 +21,13 @@ user: the penalty Spark gave a typical user. Fold-in thus matches Spark's step e
 history of median length and approximately for others.
 
 Data reaches Spark in one of two ways. :meth:`SparkALS.fit` ships the ``Interactions`` matrix
-from the driver as an Arrow table (any split, any master). :func:`train_on_spark` has the
+from the driver as an Arrow table (any split, any master). :func:`use_source` has the
 executors read the ratings themselves, from the content-hashed parquet snapshot (a path every
 executor must see) or from the PostgreSQL store over JDBC, and maps their ids to the driver's
 indices with a broadcast join; the driver still reads the snapshot for the id maps and the
 seen items the artifact keeps.
 
-The defaults were tuned on validation NDCG@10 (``benchmarks/spark.py --tune``; see
+The defaults were tuned on validation NDCG@10 (``benchmarks/spark.py quality``; see
 ``benchmarks/README.md``).
 """
 
@@ -37,17 +37,20 @@ import importlib.util
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 from pydantic import Field
+from sqlalchemy.engine import make_url
 
 from movierec.data.interactions import Interactions
-from movierec.errors import ConfigError
+from movierec.data.snapshot import Snapshot
+from movierec.errors import ConfigError, first_line
 from movierec.models.als import ALS, ALSConfig
-from movierec.models.base import ModelConfig, ModelError
+from movierec.models.base import ModelConfig, ModelError, Recommender
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -62,7 +65,7 @@ __all__ = [
     "require_pyspark",
     "snapshot_reader",
     "spark_session",
-    "train_on_spark",
+    "use_source",
 ]
 
 INSTALL_HINT = "the spark engine needs PySpark: pip install 'movierec[spark]' (or: make spark)"
@@ -149,9 +152,7 @@ def spark_session(config: SparkALSConfig, *, jars: tuple[str, ...] = ()) -> Iter
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # py4j and JVM errors share no base class worth naming
-        raise SparkJobError(
-            f"Spark did not start on {config.master!r}: {_first_line(exc)}"
-        ) from exc
+        raise SparkJobError(f"Spark did not start on {config.master!r}: {first_line(exc)}") from exc
     session.sparkContext.setLogLevel("ERROR")
     try:
         with _checkpoints(session, config):
@@ -211,7 +212,7 @@ class SparkALS(ALS):
         # ALS's own __init__ types its config as implicit's; SparkALSConfig is Spark's own.
         super().__init__(config, **params)  # type: ignore[arg-type]
         self.reader: RatingsReader | None = None
-        """Where the executors read the ratings (:func:`train_on_spark`); None: the driver."""
+        """Where the executors read the ratings (:func:`use_source`); None: from the driver."""
         self.jars: tuple[str, ...] = ()
         self._exported: ALS | None = None
 
@@ -227,7 +228,7 @@ class SparkALS(ALS):
             except (ModelError, ConfigError):
                 raise
             except Exception as exc:  # a failed job surfaces as a py4j/JVM error
-                raise SparkJobError(f"the Spark ALS job failed: {_first_line(exc)}") from exc
+                raise SparkJobError(f"the Spark ALS job failed: {first_line(exc)}") from exc
         self.user_factors, self.item_factors = users, items
 
     def exported(self) -> ALS:
@@ -268,20 +269,6 @@ class SparkALS(ALS):
     def save_for_serving(self, path: Any) -> Any:
         """:meth:`ALS.save_for_serving` of :meth:`exported`."""
         return self.exported().save_for_serving(path)
-
-
-def train_on_spark(
-    interactions: Interactions,
-    config: SparkALSConfig,
-    reader: RatingsReader | None = None,
-    jars: tuple[str, ...] = (),
-) -> SparkALS:
-    """Fit :class:`SparkALS` on ``interactions`` with the executors reading the ratings through
-    ``reader`` (the ``interactions`` give the id maps and seen items); ``jars``: e.g. the JDBC
-    driver."""
-    model = SparkALS(config)
-    model.reader, model.jars = reader, jars
-    return model.fit(interactions)
 
 
 def _driver_frame(spark: SparkSession, interactions: Interactions) -> DataFrame:
@@ -360,7 +347,31 @@ def _collect(factors: DataFrame, size: int, rank: int) -> npt.NDArray[np.float32
     return dense
 
 
-def _first_line(exc: BaseException) -> str:
-    """An exception's first meaningful line (a JVM error's message, not its stack trace)."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500]
+def use_source(
+    model: Recommender, source: str, snapshot: Snapshot | None, database_url: str
+) -> None:
+    """Have ``model`` (a :class:`SparkALS`) read its ratings from ``source``: ``driver`` (sent
+    from this process), ``snapshot`` (the parquet file, a path every executor must see) or
+    ``jdbc`` (the PostgreSQL store at ``database_url``, with Debian's JDBC driver).
+
+    Raises:
+        ConfigError: A source this setup cannot give (no snapshot, a store that is not
+            PostgreSQL, no JDBC driver).
+    """
+    if not isinstance(model, SparkALS):
+        raise ConfigError(f"only a Spark-trained model reads from a source, not {model.name}")
+    if source == "driver":
+        return
+    if snapshot is None:
+        raise ConfigError(f"the {source} source reads the store's snapshot: train on the store")
+    if source == "snapshot":
+        model.reader = snapshot_reader(str(snapshot.ratings_path))
+        return
+    url = make_url(database_url)
+    if not url.drivername.startswith("postgresql"):
+        raise ConfigError(f"the jdbc source reads a PostgreSQL store, not {url.drivername}")
+    if not Path(JDBC_DRIVER_JAR).exists():
+        raise ConfigError(f"no PostgreSQL JDBC driver at {JDBC_DRIVER_JAR}: run make spark")
+    jdbc_url = f"jdbc:postgresql://{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+    model.reader = jdbc_reader(jdbc_url, url.username, url.password)
+    model.jars = (JDBC_DRIVER_JAR,)
