@@ -458,13 +458,33 @@ def train_command(
     output: Annotated[
         Path | None, typer.Option(help="Folder to save into; default DATA_DIR/models/NAME.")
     ] = None,
+    engine: Annotated[
+        experiments.Engine,
+        typer.Option(help="Where to train: local, or spark (als; needs the spark extra)."),
+    ] = "local",
+    master: Annotated[
+        str | None,
+        typer.Option(help="Spark master URL (spark://host:7077); default local[2]."),
+    ] = None,
+    spark_source: Annotated[
+        experiments.SparkSource,
+        typer.Option(help="Where Spark reads the ratings: driver, snapshot (parquet) or jdbc."),
+    ] = "driver",
     as_json: JsonOption = False,
 ) -> None:
     """Fit a model on all the data and save it (npz + JSON, no pickle)."""
     settings = Settings()
     name = model or settings.model
+    params = _parse_params(param)
+    if engine == "spark":
+        from movierec.distributed.spark_als import require_pyspark
+
+        require_pyspark()  # before any data is read: one line on how to install it
+        params |= {} if master is None else {"master": master}
+    elif master is not None:
+        raise typer.BadParameter("--master needs --engine spark")
     fitted, folder, seconds = experiments.train_model(
-        settings, name, _parse_params(param), dataset, output
+        settings, name, params, dataset, output, engine=engine, spark_source=spark_source
     )
     summary = {
         "model": name,
