@@ -107,6 +107,15 @@ class ReplicaFeed:
                 when unknown: the first catch-up is then skipped.
             on_gap: Called after each (re)subscription: a reload may have been missed.
         """
+        # The first catch-up before this returns, so before the replica answers: a rating
+        # posted elsewhere while it was down is used by its first answer. The store may answer
+        # while the channel does not (Redis down); if not, the listener tries again.
+        if since is not None:
+            try:
+                self._catch_up(users_since, since)
+                since = time.time()
+            except MovierecError as exc:
+                logger.warning("replica feed: cannot catch up from the store yet: %s", exc)
         for target, args in ((self._listen, (users_since, since, on_gap)), (self._send, ())):
             thread = threading.Thread(target=target, args=args, daemon=True,
                                       name=f"replica-feed-{target.__name__}")  # fmt: skip
@@ -131,8 +140,10 @@ class ReplicaFeed:
         return events
 
     def close(self) -> None:
-        self._stop.set()
+        """Stop, after sending what was published before (unless the channel is down: the
+        other replicas then find those users in the store when they hear from it again)."""
         self._wake_sender.put(False)
+        self._stop.set()
         for thread in self._threads:
             thread.join(timeout=RECEIVE_WAIT_S + 2)
         self._transport.close()
@@ -216,9 +227,11 @@ class ReplicaFeed:
 
     def _send(self) -> None:
         attempt = 0
-        while not self._stop.is_set():
+        while True:
             if attempt == 0 and not self._wake_sender.get():
-                break
+                return  # closing, and everything published before was sent
+            if attempt > 0 and self._stop.is_set():
+                return  # closing while the channel is down
             with self._outbox_lock:
                 events = self._outbox.take()
             if not events:
