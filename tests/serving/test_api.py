@@ -345,3 +345,11 @@ def _all_ratings(client: TestClient, user_id: int) -> list[dict[str, object]]:
     with ServingStore(settings.store_url) as store:
         rated = store.user_ratings(user_id)
     return [{"movie_id": int(m)} for m in rated.item_ids]
+
+
+def test_a_wrong_method_names_every_method_of_the_path(client: TestClient) -> None:
+    # GET and POST of /users/{id}/dismissals are two routes: the 405 names both.
+    assert client.delete("/users/1/dismissals").headers["allow"] == "GET, POST"
+    wrong = client.put("/ratings")
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "POST"

@@ -25,6 +25,7 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp
 from threadpoolctl import threadpool_limits
 
@@ -292,12 +293,14 @@ def _add_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return _error(422, validation_message(exc.errors()))
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
             # FastAPI's 400 for a body it could not decode (not UTF-8, nested too deep): the
             # same 422 as any other malformed JSON body, as the schema documents.
             return _error(422, f"malformed JSON body: {exc.__cause__}")
+        if exc.status_code == 405:
+            return _error(405, str(exc.detail), {"Allow": allowed_methods(app, request)})
         return _error(exc.status_code, str(exc.detail), exc.headers)
 
     async def movierec_error(_: Request, exc: Exception) -> JSONResponse:
@@ -336,6 +339,24 @@ def validation_message(errors: Any) -> str:
 
 
 # ---------------------------------------------------------------- running
+
+
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method some route takes at the request's path, by the router's own matching:
+    Starlette's 405 names only the first route whose path matched, and GET and POST of one
+    path are two routes here."""
+    allowed = [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def create_app_from_environment() -> FastAPI:

@@ -618,22 +618,22 @@ class DriftResponse(Response):
 class GenerateRatings(Request):
     """Synthetic ratings by known and new users (see :mod:`movierec.data.activity`)."""
 
-    ratings: int = Field(default=1_000, ge=1, le=100_000, description="Ratings to generate.")
-    users: int = Field(
-        default=60, ge=1, le=10_000, description="Raters (with fewer ratings, some rate none)."
+    ratings: Annotated[int, Field(ge=1, le=100_000), NotBool] = Field(
+        default=1_000, description="Ratings to generate."
     )
-    new_user_share: float = Field(
+    users: Annotated[int, Field(ge=1, le=10_000), NotBool] = Field(
+        default=60, description="Raters (with fewer ratings, some rate none)."
+    )
+    new_user_share: Annotated[float, Field(ge=0.0, le=1.0), NotBool] = Field(
         default=0.2,
-        ge=0.0,
-        le=1.0,
         description="Share of the raters who are new (ids above every stored one); the others "
         "are users of the served model.",
     )
-    seed: int | None = Field(
-        default=None, ge=0, le=2**32 - 1, description="The same seed, the same ratings."
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1), NotBool] | None = Field(
+        default=None, description="The same seed, the same ratings."
     )
-    rating_shift: float = Field(
-        default=0.0, ge=-4.5, le=4.5, description="Stars added to every score (drift on purpose)."
+    rating_shift: Annotated[float, Field(ge=-4.5, le=4.5), NotBool] = Field(
+        default=0.0, description="Stars added to every score (drift on purpose)."
     )
     favoured_genres: list[Literal[GENRES]] = Field(  # type: ignore[valid-type]
         default_factory=list,
