@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from movierec.experiments.assignment import arm_of, draft_rng, share, unit_of
+from movierec.experiments.assignment import arm_of, draft_coins, share, unit_of
 from movierec.experiments.interleaving import preferences, team_draft
 from movierec.experiments.stats import ab_verdict, interleaving_verdict
 
@@ -17,7 +17,9 @@ rankings = st.lists(st.integers(0, 30), unique=True, max_size=15)
 def test_team_draft_is_a_fair_draft(
     control: list[int], treatment: list[int], k: int, seed: int
 ) -> None:
-    items, teams = team_draft(control, treatment, k, np.random.default_rng(seed))
+    items, teams = team_draft(
+        control, treatment, k, iter(np.random.default_rng(seed).integers(0, 2, 64).tolist())
+    )
     assert len(items) == len(set(items)) == min(k, len(set(control) | set(treatment)))
     for team, ranking in ((0, control), (1, treatment)):
         picked = [item for item, t in zip(items, teams, strict=True) if t == team]
@@ -34,7 +36,7 @@ def test_team_draft_is_a_fair_draft(
 
 def test_identical_rankings_interleave_to_themselves() -> None:
     ranking = list(range(10))
-    items, teams = team_draft(ranking, ranking, 10, np.random.default_rng(0))
+    items, teams = team_draft(ranking, ranking, 10, draft_coins("salt", "user:1"))
     assert items == ranking
     assert sorted(teams) == [0] * 5 + [1] * 5
 
@@ -47,7 +49,10 @@ def test_assignment_is_a_pure_function_of_salt_and_unit(salt: str, user: int) ->
     assert arm_of(salt, unit, 0.5) == arm_of(salt, unit, 0.5)
     assert arm_of(salt, unit, 0.0) == "control"
     assert arm_of(salt, unit, 1.0) == "treatment"
-    assert draft_rng(salt, unit).integers(2**31) == draft_rng(salt, unit).integers(2**31)
+    first, again = draft_coins(salt, unit), draft_coins(salt, unit)
+    flips = [next(first) for _ in range(600)]  # past a block of 256
+    assert flips == [next(again) for _ in range(600)]
+    assert set(flips) == {0, 1}
 
 
 def test_assignment_splits_users_evenly_and_anew_per_salt() -> None:

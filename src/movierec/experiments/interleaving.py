@@ -10,7 +10,7 @@ removes the between-user variance an A/B test must average out (far fewer users 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +20,7 @@ TREATMENT_TEAM = 1
 
 
 def team_draft(
-    control: Sequence[int], treatment: Sequence[int], k: int, rng: np.random.Generator
+    control: Sequence[int], treatment: Sequence[int], k: int, coins: Iterator[int]
 ) -> tuple[list[int], list[int]]:
     """The interleaved list of at most ``k`` distinct items and each item's team.
 
@@ -33,7 +33,7 @@ def team_draft(
     teams: list[int] = []
     chosen: set[int] = set()
     while len(items) < k:
-        team = _next_team(picks, rng)
+        team = _next_team(picks, coins)
         item = _next_item(lists[team], positions, team, chosen)
         if item is None:  # this ranking is exhausted: the other picks
             team = 1 - team
@@ -47,10 +47,10 @@ def team_draft(
     return items, teams
 
 
-def _next_team(picks: list[int], rng: np.random.Generator) -> int:
+def _next_team(picks: list[int], coins: Iterator[int]) -> int:
     if picks[0] != picks[1]:
         return 0 if picks[0] < picks[1] else 1
-    return int(rng.integers(2))
+    return next(coins)
 
 
 def _next_item(ranking: list[int], positions: list[int], team: int, chosen: set[int]) -> int | None:

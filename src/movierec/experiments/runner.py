@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from movierec.config import Settings
-from movierec.experiments.assignment import INTERLEAVED, arm_of, draft_rng, unit_of
+from movierec.experiments.assignment import INTERLEAVED, arm_of, draft_coins, unit_of
 from movierec.experiments.exposures import Exposure, ExposureLog
 from movierec.experiments.interleaving import TREATMENT_TEAM, team_draft
 from movierec.experiments.store import ARM_CODES, Experiment, ExperimentStore
@@ -154,7 +154,7 @@ class ExperimentRunner:
             return answer, _tag(experiment, arm)
         control = ask(self._model(active.arms[0]))
         treatment = ask(self._model(active.arms[1]))
-        answer, teams = interleave(control, treatment, k, draft_rng(experiment.salt, unit))
+        answer, teams = interleave(control, treatment, k, draft_coins(experiment.salt, unit))
         movies = np.asarray(answer.movie_ids, dtype=np.int64)
         in_treatment = np.asarray(teams, dtype=np.int64) == TREATMENT_TEAM
         self._expose(
@@ -183,7 +183,7 @@ class ExperimentRunner:
 
 
 def interleave(
-    control: Answer, treatment: Answer, k: int, rng: np.random.Generator
+    control: Answer, treatment: Answer, k: int, coins: Iterator[int]
 ) -> tuple[Answer, list[int]]:
     """The team draft of two answers, in the control's view, and each movie's team.
 
@@ -191,7 +191,7 @@ def interleave(
     cannot be shown through its view and is left out (models of one registry share a catalog,
     so this is rare).
     """
-    movies, teams = team_draft(control.movie_ids, treatment.movie_ids, k, rng)
+    movies, teams = team_draft(control.movie_ids, treatment.movie_ids, k, coins)
     sources = (control, treatment)
     positions = [{movie: i for i, movie in enumerate(answer.movie_ids)} for answer in sources]
     view = control.view

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
-from movierec.experiments.assignment import arm_of, draft_rng
+from movierec.experiments.assignment import arm_of, draft_coins
 from movierec.experiments.interleaving import preferences, team_draft
 from movierec.experiments.stats import DEFAULT_ALPHA, ab_verdict, interleaving_verdict
 from movierec.models.base import Recommender
@@ -128,7 +128,7 @@ def _interleaving(replay: Replay, users: IntArray, salt: str, k: int, alpha: flo
             control[control >= 0].tolist(),
             treatment[treatment >= 0].tolist(),
             k,
-            draft_rng(salt, f"user:{slot}"),
+            draft_coins(salt, f"user:{slot}"),
         )
         rated = replay.future[user, items] if items else np.zeros(0, dtype=bool)
         in_team = np.asarray(teams, dtype=np.int64) == 1
