@@ -48,6 +48,8 @@ from movierec.serving.schemas import (
     AnonymousRequest,
     DriftResponse,
     Filters,
+    GeneratedRatings,
+    GenerateRatings,
     GenresResponse,
     HealthResponse,
     HistoryRating,
@@ -358,6 +360,12 @@ class MovierecClient:
     def jobs(self) -> JobsStatus:
         """The running job and the latest one (admin)."""
         return self._get("/training/status", JobsStatus, admin=True)
+
+    def generate_ratings(self, request: GenerateRatings | None = None) -> GeneratedRatings:
+        """Synthetic ratings by known and new users (admin): demos, load and drift tests."""
+        return self._post(
+            "/admin/generate-ratings", request or GenerateRatings(), GeneratedRatings, admin=True
+        )
 
     def reload(self) -> ReloadResponse:
         """Load the registry's champion and swap it in (admin)."""

@@ -18,7 +18,7 @@ from movierec.client import (
     RequestRejectedError,
 )
 from movierec.config import Settings
-from movierec.serving.schemas import NewRating, RecommendationResponse
+from movierec.serving.schemas import GenerateRatings, NewRating, RecommendationResponse
 from tests.servers import api_server, free_port
 from tests.serving.conftest import API_KEY
 
@@ -87,6 +87,16 @@ def test_admin_calls_need_the_key_and_only_they_send_it(url: str) -> None:
         assert admin.jobs().running is None
         admin.recommend_user(1)
     assert [r.headers.get("x-api-key") for r in sent] == [API_KEY, None]
+
+
+def test_generated_ratings_through_the_client(url: str) -> None:
+    with MovierecClient(url, api_key=API_KEY) as admin:
+        made = admin.generate_ratings(GenerateRatings(ratings=40, users=4, seed=5))
+        assert made.received == 40
+        assert made.seed == 5
+        with pytest.raises(RequestRejectedError, match="knows 610 users") as refused:
+            admin.generate_ratings(GenerateRatings(users=5_000, new_user_share=0))
+        assert refused.value.status == 409
 
 
 def test_an_api_that_does_not_answer_is_one_clear_error() -> None:
