@@ -103,6 +103,16 @@ class SimilarAnswer:
 
 
 @dataclass(frozen=True)
+class ServedModel:
+    """A model that answers instead of the served one (an experiment's arm), with its own
+    top-N lists if it has any."""
+
+    view: ModelView
+    info: ModelInfo
+    top_n: TopN | None = None
+
+
+@dataclass(frozen=True)
 class ServingState:
     """Everything one request reads, never mutated after it is built."""
 
@@ -274,11 +284,11 @@ class RecommenderService:
         filters: Filter,
         *,
         exclude_seen: bool = True,
-        model: tuple[ModelView, ModelInfo] | None = None,
+        model: ServedModel | None = None,
     ) -> Answer:
         """Top-``k`` for a user: personalized, folded in with their new ratings, or popular;
         by ``model`` when given (an experiment's arm), else by the served model."""
-        view, info = self._view() if model is None else model
+        view, info = self._view() if model is None else (model.view, model.info)
         allowed = view.candidates(filters.genres, filters.year_min, filters.year_max)
         user = view.model.user_index_of(user_id)
         history = self._stored_history(view, user_id) if user_id in self._fresh else None
@@ -290,7 +300,8 @@ class RecommenderService:
             seen = history[0] if history is not None and exclude_seen else None
             return self._popular(view, info, k=k, allowed=allowed, seen=seen)
         if history is None and exclude_seen:  # not fresh: the lists made at load hold
-            cached = self._from_top_n(view, info, user, k, allowed)
+            arm_lists = None if model is None else model.top_n
+            cached = self._from_top_n(view, info, user, k, allowed, arm_lists=arm_lists)
             if cached is not None:
                 return cached
         ranked = view.model.recommend(
@@ -307,14 +318,19 @@ class RecommenderService:
         user: int,
         k: int,
         allowed: npt.NDArray[np.bool_] | None,
+        *,
+        arm_lists: TopN | None = None,
     ) -> Answer | None:
         """The answer from the user's top-N list, None when it cannot give it (not filled yet,
-        ``k`` deeper than the lists, or a filter leaving fewer than ``k`` of a full list)."""
-        top_n = self._top_n
+        ``k`` deeper than the lists, or a filter leaving fewer than ``k`` of a full list).
+        ``arm_lists``: an experiment arm's lists instead of the served model's (its answers
+        are not kept: the kept ones are the served model's)."""
+        own = arm_lists is None
+        top_n = self._top_n if own else arm_lists
         if top_n is None or top_n.view is not view or k > top_n.depth:
             return None
         answers = self._answers
-        if allowed is None and (known := answers.get((user, k))) is not None:
+        if own and allowed is None and (known := answers.get((user, k))) is not None:
             return known
         row = top_n.row(user)
         if row is None:
@@ -329,7 +345,7 @@ class RecommenderService:
             view, info, "personalized", (items[:k], scores[:k]), history=view.history(user),
             ignored=[],
         )  # fmt: skip
-        if allowed is None:  # an unfiltered answer is asked again and again: keep it
+        if own and allowed is None:  # an unfiltered answer is asked again and again: keep it
             if len(answers) >= MAX_KEPT_ANSWERS:
                 answers.pop(next(iter(answers)))
             answers[user, k] = answer
@@ -341,11 +357,11 @@ class RecommenderService:
         ratings: list[float] | None,
         k: int,
         filters: Filter,
-        model: tuple[ModelView, ModelInfo] | None = None,
+        model: ServedModel | None = None,
     ) -> Answer:
         """Top-``k`` for a visitor known only by this history (fold-in, no retraining), by
         ``model`` when given, else by the served model."""
-        view, info = self._view() if model is None else model
+        view, info = self._view() if model is None else (model.view, model.info)
         item_of = view.item_of_movie
         missing = {movie_id for movie_id in movie_ids if movie_id not in item_of}
         if missing:
