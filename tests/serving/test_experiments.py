@@ -37,9 +37,17 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def _start(client: TestClient, **body: Any) -> dict[str, Any]:
+    """Start an experiment and wait for its arms' top-N lists (until then an answer scored
+    alone and one from a list may differ in a score's last bits)."""
     values = {"name": "v2 against the champion", "treatment_version": 2, **body}
     response = client.post("/admin/experiments", json=values, headers=ADMIN)
     assert response.status_code == 201, response.text
+    app: Any = client.app
+    active = app.state.experiments.active
+    deadline = time.monotonic() + 30
+    while any(arm.top_n is not None and arm.top_n.share_filled < 1 for arm in active.arms):
+        assert time.monotonic() < deadline, "the arms' top-N lists were not computed in time"
+        time.sleep(0.05)
     return response.json()
 
 

@@ -28,13 +28,14 @@ from movierec.experiments.exposures import Exposure, ExposureLog
 from movierec.experiments.interleaving import TREATMENT_TEAM, team_draft
 from movierec.experiments.store import ARM_CODES, Experiment, ExperimentStore
 from movierec.serving.catalog import ModelView
-from movierec.serving.loading import ModelInfo, load_registry_version
-from movierec.serving.service import Answer, RecommenderService
+from movierec.serving.loading import load_registry_version
+from movierec.serving.service import Answer, RecommenderService, ServedModel
+from movierec.serving.topn import TopN
 
 logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
-Served = tuple[ModelView, ModelInfo]
+Served = ServedModel
 Ask = Callable[[Served | None], Answer]
 
 
@@ -118,11 +119,18 @@ class ExperimentRunner:
                 logger.exception("cannot follow the running experiment")
 
     def _load(self, version: int) -> Served:
+        """An arm's model with its own top-N lists (filled in the background, as the served
+        model's): without them every answer of the arm scored its user, several times the
+        cost of a listed answer."""
         loaded = load_registry_version(self.settings, version)
         loaded.model.warm_up()
         view = ModelView.build(loaded.model, self.service.state.catalog)
         view.warm_up()
-        return view, loaded.info
+        depth = min(self.settings.top_n_depth, self.settings.max_k)
+        top_n = TopN(view, depth) if depth > 0 else None
+        if top_n is not None:
+            top_n.start()
+        return ServedModel(view, loaded.info, top_n)
 
     # ---- answers ---------------------------------------------------------------------------
 
@@ -167,7 +175,7 @@ class ExperimentRunner:
     def _model(self, arm: Served) -> Served | None:
         """None (the service's own, with its top-N lists) when the arm is the served model."""
         served = self.service.state.info
-        info = arm[1]
+        info = arm.info
         if served is not None and served.source == "registry" and served.version == info.version:
             return None
         return arm
