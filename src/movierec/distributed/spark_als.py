@@ -38,7 +38,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -120,19 +120,26 @@ def require_pyspark() -> None:
 
 @contextmanager
 def spark_session(config: SparkALSConfig, *, jars: tuple[str, ...] = ()) -> Iterator[SparkSession]:
-    """A SparkSession on ``config.master``: the active one when it runs there (kept open, so
-    a test module or a pipeline shares one), else a new one, stopped on exit.
+    """A SparkSession on ``config.master``: the running one when it runs there (kept open, so
+    a test module or a benchmark shares one JVM), else a new one, stopped on exit.
 
     Raises:
         SparkUnavailableError: PySpark is not installed.
-        SparkJobError: Spark does not start (a bad master URL, no Java, ...).
+        SparkJobError: Spark does not start (a bad master URL, no Java, ...), or this process
+            already runs Spark on another master (one SparkContext per process).
     """
     require_pyspark()
-    from pyspark.sql import SparkSession  # noqa: PLC0415 (an optional extra)
+    from pyspark import SparkContext  # noqa: PLC0415 (an optional extra)
+    from pyspark.sql import SparkSession  # noqa: PLC0415
 
-    active = SparkSession.getActiveSession()
-    if active is not None and active.sparkContext.master == config.master:
-        yield active
+    running = SparkContext._active_spark_context  # one per JVM, whichever thread made it
+    if running is not None:
+        if running.master != config.master:
+            # getOrCreate would silently hand back the running context and its master.
+            raise SparkJobError(
+                f"this process already runs Spark on {running.master!r}, not {config.master!r}"
+            )
+        yield SparkSession.builder.getOrCreate()
         return
     builder = (
         SparkSession.builder.master(config.master)
@@ -262,11 +269,18 @@ class SparkALS(ALS):
     ) -> npt.NDArray[np.float32]:
         return self.exported()._history_vector(items, ratings)
 
-    def save(self, path: Any) -> Any:
+    def save(self, path: str | Path) -> Path:
         """Save as an :class:`ALS` artifact (``config.json`` says ``als``)."""
         return self.exported().save(path)
 
-    def save_for_serving(self, path: Any) -> Any:
+    @classmethod
+    def load(cls, path: str | Path, *, mmap_mode: bool = False) -> Self:
+        """Load a saved Spark-trained model: it is an :class:`ALS` artifact, and loads as one
+        (no Spark needed)."""
+        # An ALS, not a SparkALS: every method a caller may use answers the same.
+        return ALS.load(path, mmap_mode=mmap_mode)  # type: ignore[return-value]
+
+    def save_for_serving(self, path: str | Path) -> Path:
         """:meth:`ALS.save_for_serving` of :meth:`exported`."""
         return self.exported().save_for_serving(path)
 
@@ -339,11 +353,12 @@ def _fit_factors(
 def _collect(factors: DataFrame, size: int, rank: int) -> npt.NDArray[np.float32]:
     """Spark's (id, features) rows as a dense float32 matrix; rows Spark never saw are zeros
     (a user or item without training ratings scores 0, as in ``implicit``)."""
-    frame = factors.toPandas()
+    table = factors.toArrow()  # Arrow straight from the JVM: no pandas in between
     dense = np.zeros((size, rank), dtype=np.float32)
-    if len(frame):
-        rows = np.stack(list(frame["features"].to_numpy()))
-        dense[frame["id"].to_numpy()] = rows.astype(np.float32)
+    if table.num_rows:
+        ids = table.column("id").to_numpy()
+        values = table.column("features").combine_chunks().flatten().to_numpy()
+        dense[ids] = values.reshape(len(ids), rank)
     return dense
 
 
