@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -105,11 +105,12 @@ class SimilarAnswer:
 @dataclass(frozen=True)
 class ServedModel:
     """A model that answers instead of the served one (an experiment's arm), with its own
-    top-N lists if it has any."""
+    top-N lists if it has any, and the unfiltered answers made from them."""
 
     view: ModelView
     info: ModelInfo
     top_n: TopN | None = None
+    answers: dict[tuple[int, int], Answer] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -300,8 +301,7 @@ class RecommenderService:
             seen = history[0] if history is not None and exclude_seen else None
             return self._popular(view, info, k=k, allowed=allowed, seen=seen)
         if history is None and exclude_seen:  # not fresh: the lists made at load hold
-            arm_lists = None if model is None else model.top_n
-            cached = self._from_top_n(view, info, user, k, allowed, arm_lists=arm_lists)
+            cached = self._from_top_n(view, info, user, k, allowed, arm=model)
             if cached is not None:
                 return cached
         ranked = view.model.recommend(
@@ -319,18 +319,16 @@ class RecommenderService:
         k: int,
         allowed: npt.NDArray[np.bool_] | None,
         *,
-        arm_lists: TopN | None = None,
+        arm: ServedModel | None = None,
     ) -> Answer | None:
         """The answer from the user's top-N list, None when it cannot give it (not filled yet,
         ``k`` deeper than the lists, or a filter leaving fewer than ``k`` of a full list).
-        ``arm_lists``: an experiment arm's lists instead of the served model's (its answers
-        are not kept: the kept ones are the served model's)."""
-        own = arm_lists is None
-        top_n = self._top_n if own else arm_lists
+        ``arm``: an experiment arm's lists and kept answers instead of the served model's."""
+        top_n = self._top_n if arm is None else arm.top_n
         if top_n is None or top_n.view is not view or k > top_n.depth:
             return None
-        answers = self._answers
-        if own and allowed is None and (known := answers.get((user, k))) is not None:
+        answers = self._answers if arm is None else arm.answers
+        if allowed is None and (known := answers.get((user, k))) is not None:
             return known
         row = top_n.row(user)
         if row is None:
@@ -345,7 +343,7 @@ class RecommenderService:
             view, info, "personalized", (items[:k], scores[:k]), history=view.history(user),
             ignored=[],
         )  # fmt: skip
-        if own and allowed is None:  # an unfiltered answer is asked again and again: keep it
+        if allowed is None:  # an unfiltered answer is asked again and again: keep it
             if len(answers) >= MAX_KEPT_ANSWERS:
                 answers.pop(next(iter(answers)))
             answers[user, k] = answer
