@@ -119,16 +119,23 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 ## bench: every benchmark (minutes; prints figures and ratios against same-run baselines)
-bench: $(STAMP) $(CHROMIUM)
+# The serving, feedback and replica benchmarks load the API with Debian's wrk.
+WRK := /usr/bin/wrk
+
+$(WRK):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk
+
+bench: $(STAMP) $(CHROMIUM) $(WRK)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/pipeline.py
-	$(BIN)/python benchmarks/serving.py  # needs wrk (Debian: apt-get install wrk)
+	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/ui.py       # needs Debian's chromium (make test installs it)
 	$(BIN)/python benchmarks/monitoring.py
-	$(BIN)/python benchmarks/feedback.py  # needs wrk; PostgreSQL at 127.0.0.1:5432 (--pg none: skip)
+	$(BIN)/python benchmarks/feedback.py  # PostgreSQL at 127.0.0.1:5432 (--pg none: skip)
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(ZENML_VENV) .pytest_cache .mypy_cache .ruff_cache
