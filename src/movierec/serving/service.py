@@ -247,6 +247,11 @@ class RecommenderService:
             return None
         return self.store.users_rated_after(int(trained.manifest["max_timestamp"]))
 
+    def sync(self) -> None:
+        """Apply the feeds' news now: a feed with a thread of its own (the replicas' channel,
+        the champion watch) calls it when news arrives, so an idle replica reloads too."""
+        self._sync()
+
     def _sync(self) -> None:
         """Apply the other workers' events: their fresh users, and reloads (in the background)."""
         if self._feed is None:
