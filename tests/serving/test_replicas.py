@@ -35,7 +35,7 @@ from movierec.serving.replicas.postgres import APPLICATION_NAME
 from tests.conftest import PG_ADMIN_URL, temporary_database
 from tests.replicas import nginx, redis_server
 from tests.servers import api_server_process, free_port
-from tests.serving.conftest import Registry, settings_for
+from tests.serving.conftest import API_KEY, Registry, settings_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -348,9 +348,28 @@ class TestRedisReplicas:
         post_rating(replicas.url(0), second, movies[0])  # stored: PostgreSQL is up
         assert recommend(replicas.url(1), second)[0] == "personalized"  # serving, not heard yet
 
-        with redis_server(port, tmp_path / "redis"):
-            wait_for(uses_rating(replicas.url(1), second, movies[0]), 10, "the catch-up")
-            assert ready(replicas.url(1))["replica_feed"]["connected"] is True
+        # Back for the rest of the class: the cluster's stack stops it.
+        replicas.stack.enter_context(redis_server(port, tmp_path / "redis"))
+        wait_for(uses_rating(replicas.url(1), second, movies[0]), 10, "the catch-up")
+        assert ready(replicas.url(1))["replica_feed"]["connected"] is True
+
+    def test_a_reload_through_the_api_reaches_the_other_replica(
+        self, redis_cluster: tuple[Cluster, int], registry_copy: Path
+    ) -> None:
+        """Without polling (this cluster's interval is 0), a promotion waits for a reload, and
+        ``POST /admin/reload`` to one replica reloads the other too."""
+        from movierec.training import tracking
+
+        replicas, _ = redis_cluster
+        current = ready(replicas.url(0))["model_version"]
+        other = 3 - current  # the registry holds versions 1 and 2
+        tracking.promote(settings_for(registry_copy), other)
+        time.sleep(1.5)
+        assert ready(replicas.url(1))["model_version"] == current  # nothing polls
+        answer = httpx.post(f"{replicas.url(0)}/admin/reload", headers={"X-API-Key": API_KEY},
+                            timeout=60)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        wait_for(lambda: ready(replicas.url(1))["model_version"] == other, 30, "the reload")
 
 
 def _stop_redis(port: int) -> None:

@@ -108,7 +108,7 @@ def start_feeds(feeds: ReplicaFeeds, service: RecommenderService) -> None:
     """Start the champion watch and the replicas' channel of a service that has loaded (or
     failed to load) its model: the first catch-up starts where that model's data ends."""
     if feeds.champion is not None:
-        feeds.champion.start(served=lambda: _served_version(service))
+        feeds.champion.start(served=lambda: _served_version(service), on_news=service.sync)
     if feeds.replicas is not None:
         info = service.state.info
         trained = info.trained_at if info is not None else None
@@ -116,6 +116,7 @@ def start_feeds(feeds: ReplicaFeeds, service: RecommenderService) -> None:
             service.store.users_rated_after,
             since=trained.timestamp() if trained is not None else None,
             on_gap=feeds.champion.check_now if feeds.champion is not None else lambda: None,
+            on_news=service.sync,
         )
 
 

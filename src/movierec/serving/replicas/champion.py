@@ -37,11 +37,13 @@ class ChampionWatch:
         self._due = False
         self._thread: threading.Thread | None = None
 
-    def start(self, served: Callable[[], int | None]) -> None:
+    def start(
+        self, served: Callable[[], int | None], on_news: Callable[[], None] = lambda: None
+    ) -> None:
         """Watch, comparing with ``served``: the registry version in service (None if any
-        other model is)."""
+        other model is); ``on_news`` is called when the champion moved."""
         self._thread = threading.Thread(
-            target=self._run, args=(served,), daemon=True, name="champion-watch"
+            target=self._run, args=(served, on_news), daemon=True, name="champion-watch"
         )
         self._thread.start()
 
@@ -63,7 +65,7 @@ class ChampionWatch:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _run(self, served: Callable[[], int | None]) -> None:
+    def _run(self, served: Callable[[], int | None], on_news: Callable[[], None]) -> None:
         while not self._stop.is_set():
             self._wake.wait(self._interval or None)
             self._wake.clear()
@@ -77,3 +79,4 @@ class ChampionWatch:
             if champion is not None and champion != served():
                 logger.info("the registry's champion is now version %d: reloading", champion)
                 self._due = True
+                on_news()

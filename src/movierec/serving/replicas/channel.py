@@ -86,6 +86,7 @@ class ReplicaFeed:
         self._connected = False
         self._down_since: datetime | None = datetime.now(UTC)
         self._heard_at = 0.0  # when the listener last returned from a wait, alive
+        self._on_news: Callable[[], None] = lambda: None
         self._threads: list[threading.Thread] = []
         metrics.connected.set(0)
 
@@ -98,6 +99,7 @@ class ReplicaFeed:
         users_since: UsersSince,
         since: float | None,
         on_gap: Callable[[], None] = lambda: None,
+        on_news: Callable[[], None] = lambda: None,
     ) -> None:
         """Start listening and sending.
 
@@ -106,7 +108,10 @@ class ReplicaFeed:
             since: When the served model's data ends (its users are fresh from then on), None
                 when unknown: the first catch-up is then skipped.
             on_gap: Called after each (re)subscription: a reload may have been missed.
+            on_news: Called (in the listener's thread) when news arrived, to apply it before
+                the next request asks.
         """
+        self._on_news = on_news
         # The first catch-up before this returns, so before the replica answers: a rating
         # posted elsewhere while it was down is used by its first answer. The store may answer
         # while the channel does not (Redis down); if not, the listener tries again.
@@ -204,6 +209,7 @@ class ReplicaFeed:
         self._inbox.append(message.event)
         self._metrics.message("received", message.event.kind)
         self._metrics.delay.observe(max(0.0, now - message.sent_at))
+        self._on_news()
 
     def _up(self) -> None:
         if not self._connected:
