@@ -162,8 +162,9 @@ class ExperimentRunner:
             return answer, _tag(experiment, arm)
         control = ask(self._model(active.arms[0]))
         treatment = ask(self._model(active.arms[1]))
-        answer, teams = interleave(control, treatment, k, draft_coins(experiment.salt, unit))
-        movies = np.asarray(answer.movie_ids, dtype=np.int64)
+        coins = draft_coins(experiment.salt, unit)
+        answer, teams, shown = interleave(control, treatment, k, coins)
+        movies = np.asarray(shown, dtype=np.int64)
         in_treatment = np.asarray(teams, dtype=np.int64) == TREATMENT_TEAM
         self._expose(
             experiment,
@@ -192,21 +193,23 @@ class ExperimentRunner:
 
 def interleave(
     control: Answer, treatment: Answer, k: int, coins: Iterator[int]
-) -> tuple[Answer, list[int]]:
-    """The team draft of two answers, in the control's view, and each movie's team.
+) -> tuple[Answer, list[int], list[int]]:
+    """The team draft of two answers, in the control's view; each movie's team and id.
 
     Scores and reasons are the picking model's own. A movie the control's model does not know
     cannot be shown through its view and is left out (models of one registry share a catalog,
     so this is rare).
     """
-    movies, teams = team_draft(control.movie_ids, treatment.movie_ids, k, coins)
+    ranked = (control.movie_ids, treatment.movie_ids)  # made from the view's rows: once
+    movies, teams = team_draft(ranked[0], ranked[1], k, coins)
     sources = (control, treatment)
-    positions = [{movie: i for i, movie in enumerate(answer.movie_ids)} for answer in sources]
+    positions = [{movie: i for i, movie in enumerate(ids)} for ids in ranked]
     view = control.view
     items: list[int] = []
     scores: list[float] = []
     reasons: list[str | None] = []
     kept: list[int] = []
+    shown: list[int] = []
     for movie, team in zip(movies, teams, strict=True):
         item = view.item_of_movie.get(movie, -1)
         if item < 0:
@@ -216,10 +219,11 @@ def interleave(
         scores.append(source.scores[position])
         reasons.append(source.reasons[position])
         kept.append(team)
+        shown.append(movie)
     answer = Answer(
         control.strategy, view, control.info, items, scores, reasons, control.ignored_movie_ids
     )
-    return answer, kept
+    return answer, kept, shown
 
 
 def _tag(experiment: Experiment, arm: str) -> Tag:
