@@ -127,13 +127,7 @@ def _snapshot_of(data: LoadedData, folder: Path, url: str | None = None) -> Snap
 @pytest.mark.postgres
 @pytest.mark.skipif(not Path(JDBC_DRIVER_JAR).exists(), reason="no JDBC driver (make spark)")
 def test_the_executors_read_postgresql_over_jdbc(tmp_path: Path, fitted: SparkALS) -> None:
-    """JDBC needs the driver jar on the JVM's class path when it starts: this test starts a
-    session of its own on another local master, after stopping the module's."""
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    assert active is not None
-    active.stop()  # one SparkContext per process; the module fixture's is not needed again
+    """The store in PostgreSQL, read by the executors over JDBC (Debian's driver jar)."""
     with temporary_database(PG_ADMIN_URL, "spark") as url:
         snapshot = _snapshot_of(generate(80, 60, 2_000, seed=5), tmp_path, url)
         model = SparkALS(factors=8, **FAST)

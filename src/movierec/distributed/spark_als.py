@@ -119,7 +119,7 @@ def require_pyspark() -> None:
 
 
 @contextmanager
-def spark_session(config: SparkALSConfig, *, jars: tuple[str, ...] = ()) -> Iterator[SparkSession]:
+def spark_session(config: SparkALSConfig) -> Iterator[SparkSession]:
     """A SparkSession on ``config.master``: the running one when it runs there (kept open, so
     a test module or a benchmark shares one JVM), else a new one, stopped on exit.
 
@@ -154,12 +154,16 @@ def spark_session(config: SparkALSConfig, *, jars: tuple[str, ...] = ()) -> Iter
         # Few cores: Spark's 200 shuffle partitions are mostly scheduling overhead here.
         .config("spark.sql.shuffle.partitions", "8")
     )
-    if jars:
-        builder = builder.config("spark.jars", ",".join(jars))
+    if Path(JDBC_DRIVER_JAR).exists():
+        # On the class path from the JVM's start: a jar added to a later session of the same
+        # JVM is not seen by JDBC's driver lookup (ClassNotFoundException, seen in the tests).
+        builder = builder.config("spark.jars", JDBC_DRIVER_JAR).config(
+            "spark.driver.extraClassPath", JDBC_DRIVER_JAR
+        )
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # py4j and JVM errors share no base class worth naming
-        raise SparkJobError(f"Spark did not start on {config.master!r}: {first_line(exc)}") from exc
+        raise SparkJobError(f"Spark did not start on {config.master!r}: {_cause(exc)}") from exc
     session.sparkContext.setLogLevel("ERROR")
     try:
         with _checkpoints(session, config):
@@ -220,11 +224,10 @@ class SparkALS(ALS):
         super().__init__(config, **params)  # type: ignore[arg-type]
         self.reader: RatingsReader | None = None
         """Where the executors read the ratings (:func:`use_source`); None: from the driver."""
-        self.jars: tuple[str, ...] = ()
         self._exported: ALS | None = None
 
     def _fit(self, interactions: Interactions) -> None:
-        with spark_session(self.config, jars=self.jars) as spark:
+        with spark_session(self.config) as spark:
             try:
                 frame = (
                     _driver_frame(spark, interactions)
@@ -235,7 +238,7 @@ class SparkALS(ALS):
             except (ModelError, ConfigError):
                 raise
             except Exception as exc:  # a failed job surfaces as a py4j/JVM error
-                raise SparkJobError(f"the Spark ALS job failed: {first_line(exc)}") from exc
+                raise SparkJobError(f"the Spark ALS job failed: {_cause(exc)}") from exc
         self.user_factors, self.item_factors = users, items
 
     def exported(self) -> ALS:
@@ -362,6 +365,13 @@ def _collect(factors: DataFrame, size: int, rank: int) -> npt.NDArray[np.float32
     return dense
 
 
+def _cause(exc: BaseException) -> str:
+    """A Spark error's cause in one line: a JVM error's own message (py4j's first line only
+    names the call, e.g. "An error occurred while calling o196.load")."""
+    java = getattr(exc, "java_exception", None)
+    return first_line(exc) if java is None else first_line(Exception(str(java.toString())))
+
+
 def use_source(
     model: Recommender, source: str, snapshot: Snapshot | None, database_url: str
 ) -> None:
@@ -389,4 +399,3 @@ def use_source(
         raise ConfigError(f"no PostgreSQL JDBC driver at {JDBC_DRIVER_JAR}: run make spark")
     jdbc_url = f"jdbc:postgresql://{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
     model.reader = jdbc_reader(jdbc_url, url.username, url.password)
-    model.jars = (JDBC_DRIVER_JAR,)
