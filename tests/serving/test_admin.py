@@ -49,7 +49,9 @@ def test_without_a_configured_key_admin_routes_are_closed(tmp_path: Path) -> Non
         assert refused.status_code == 403
         assert "no API key is configured" in refused.json()["detail"]
         assert client.get("/ready").status_code == 503
-        assert client.get("/ready").json() == {"detail": "not ready: no model is loaded"}
+        not_ready = client.get("/ready").json()["detail"]  # and why: what the load found
+        assert not_ready.startswith("not ready: no model is loaded (no model to serve: ")
+        assert "run `movierec train`" in not_ready
         no_model = client.get("/users/1/recommendations")
         assert no_model.status_code == 503
         assert "no model is loaded" in no_model.json()["detail"]

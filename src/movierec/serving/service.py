@@ -152,6 +152,7 @@ class RecommenderService:
         self._fresh_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._reloading = threading.Event()
+        self.load_error: str | None = None  # why the last load failed (until one succeeds)
         # The served view's top-N lists and the unfiltered answers made from them, by (user, k):
         # replaced at each load, so they never outlive the model they came from.
         self._top_n: TopN | None = None
@@ -199,7 +200,12 @@ class RecommenderService:
         the server's other workers to reload too.
         """
         with self._reload_lock:
-            loaded = load_current_model(self.settings, fall_back_on_error=fall_back_on_error)
+            try:
+                loaded = load_current_model(self.settings, fall_back_on_error=fall_back_on_error)
+            except MovierecError as exc:
+                self.load_error = str(exc)
+                raise
+            self.load_error = None
             state = self._build_state(loaded)
             with self._fresh_lock:
                 marked_before = set(self._fresh)

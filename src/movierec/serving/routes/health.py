@@ -25,7 +25,10 @@ def ready(service: ServiceDep, request: Request) -> ReadyResponse:
     turn a delay of other replicas' news into no service at all."""
     info = service.state.info
     if info is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not ready: no model is loaded")
+        reason = "" if service.load_error is None else f" ({service.load_error})"
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: no model is loaded{reason}"
+        )
     try:
         service.store.rating_scale  # noqa: B018 (a cheap query: does the store answer?)
     except StoreError as exc:
