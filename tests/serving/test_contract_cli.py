@@ -16,22 +16,26 @@ from movierec.config import Settings
 from tests.servers import api_server
 from tests.serving.conftest import API_KEY
 
-ROOT = Path(__file__).parents[2]  # schemathesis.toml is read from here
+CONFIG = Path(__file__).parents[2] / "schemathesis.toml"
 # Training and tuning start real jobs (minutes of CPU each) in a real server: their contract
 # is checked in process by test_fuzz.py, with quick job commands.
 JOB_ROUTES = "^/(training|tuning)"
 
 
-def test_every_check_in_the_coverage_and_stateful_phases(ml_settings: Settings) -> None:
+def test_every_check_in_the_coverage_and_stateful_phases(
+    ml_settings: Settings, tmp_path: Path
+) -> None:
     with api_server(ml_settings) as url:
         run = subprocess.run(
             [
-                str(Path(sys.executable).parent / "schemathesis"), "run", "--checks", "all",
+                str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG),
+                "run", "--checks", "all",
                 "--phases", "coverage,stateful", "--max-examples", "10", "--seed", "1",
                 "--exclude-path-regex", JOB_ROUTES, "-H", f"X-API-Key: {API_KEY}",
                 "--no-color", f"{url}/openapi.json",
             ],
-            cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+            # Its own folder: Schemathesis keeps a cache (.schemathesis/) where it runs.
+            cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]  # 1: a failure found
     summary = run.stdout.strip().splitlines()[-1]  # "== No issues found in ... ==" or warnings
