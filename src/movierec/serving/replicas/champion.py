@@ -35,6 +35,7 @@ class ChampionWatch:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._due = False
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(
@@ -56,8 +57,9 @@ class ChampionWatch:
     def poll(self) -> list[FeedEvent]:
         if not self._due:
             return []
-        self._due = False
-        return [FeedEvent("reload")]
+        with self._lock:  # a request and this watch's thread may poll at once: one reload
+            due, self._due = self._due, False
+        return [FeedEvent("reload")] if due else []
 
     def close(self) -> None:
         self._stop.set()
