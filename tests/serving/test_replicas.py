@@ -49,6 +49,7 @@ class Cluster:
     stack: ExitStack
     settings: list[Settings]
     ports: list[int]
+    workers: list[int]
     processes: list[Any] = field(default_factory=list)
     nginx_url: str = ""
 
@@ -57,7 +58,9 @@ class Cluster:
 
     def start(self, replica: int) -> None:
         _, process = self.stack.enter_context(
-            api_server_process(self.settings[replica], port=self.ports[replica])
+            api_server_process(
+                self.settings[replica], self.workers[replica], port=self.ports[replica]
+            )
         )
         if replica < len(self.processes):
             self.processes[replica] = process
@@ -83,7 +86,12 @@ def registry_copy(registry: Registry, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def cluster(
-    tmp: Path, store_url: str, registry: Path, stack: ExitStack, **overrides: Any
+    tmp: Path,
+    store_url: str,
+    registry: Path,
+    stack: ExitStack,
+    workers: tuple[int, int] = (1, 1),
+    **overrides: Any,
 ) -> Cluster:
     settings = [
         settings_for(
@@ -94,7 +102,7 @@ def cluster(
         )
         for n in range(2)
     ]
-    found = Cluster(stack, settings, [free_port(), free_port()])
+    found = Cluster(stack, settings, [free_port(), free_port()], list(workers))
     for replica in range(2):
         found.start(replica)
     return found
@@ -106,8 +114,10 @@ def pg_cluster(
 ) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("pg-replicas")
     with ExitStack() as stack:
+        # Replica 0 with two workers: its local feed and the channel together, its own
+        # messages skipped on the channel.
         found = cluster(
-            tmp, store_url, registry_copy, stack, replica_feed="postgres",
+            tmp, store_url, registry_copy, stack, workers=(2, 1), replica_feed="postgres",
             champion_poll_interval=0.5,
         )  # fmt: skip
         upstreams = [f"127.0.0.1:{port}" for port in found.ports]
