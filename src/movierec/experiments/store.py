@@ -74,6 +74,23 @@ exposures_table = sa.Table(
 )
 
 
+class TablesOfItsOwn(RatingsStore):
+    """A store with tables beyond the ratings store's schema, created at its opening."""
+
+    def create_tables(self, tables: sa.MetaData) -> None:
+        """Create ``tables`` if absent. The workers of a server start at once: two may both
+        find a table missing and one's CREATE then fails, so a failure is retried once, when
+        the table is found (SQLite's write lock serializes this; PostgreSQL does not)."""
+        for attempt in range(2):
+            try:
+                with self._write() as conn:
+                    tables.create_all(conn)
+                return
+            except StoreError:
+                if attempt:
+                    raise
+
+
 class ExperimentConflictError(MovierecError):
     """Another experiment runs, or this one is not in the state the action needs (409)."""
 
@@ -102,13 +119,12 @@ class Experiment(ExperimentSpec):
     stopped_at: int | None
 
 
-class ExperimentStore(RatingsStore):
+class ExperimentStore(TablesOfItsOwn):
     """The ``experiments`` table (definitions, written with the store's full durability)."""
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        with self._write() as conn:
-            metadata.create_all(conn)
+        self.create_tables(metadata)
 
     def create(self, spec: ExperimentSpec) -> Experiment:
         """Start ``spec`` now; :class:`ExperimentConflictError` while another one runs."""
@@ -173,13 +189,12 @@ class ExperimentStore(RatingsStore):
         return found
 
 
-class ExposureStore(ImpressionStore):
+class ExposureStore(ImpressionStore, TablesOfItsOwn):
     """Exposures: written like impressions (no fsync per commit), read with the ratings."""
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        with self._write() as conn:
-            metadata.create_all(conn)
+        self.create_tables(metadata)
 
     def add_exposures(self, rows: list[dict[str, object]]) -> None:
         with self._write() as conn:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from movierec.data.store import RatingsStore
 from movierec.errors import StoreError
+from movierec.experiments.store import TablesOfItsOwn
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +44,10 @@ class Dismissal:
     dismissed_at: int
 
 
-class DismissalStore(RatingsStore):
+class DismissalStore(TablesOfItsOwn):
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        with self._write() as conn:
-            metadata.create_all(conn)
+        self.create_tables(metadata)
 
     def add(self, user_id: int, movie_id: int) -> tuple[Dismissal, bool]:
         """Dismiss; returns the dismissal and whether it is new (a repeat keeps the first)."""
