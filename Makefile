@@ -65,10 +65,12 @@ $(REDIS_SERVER):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server
 
-# Training on Spark (`movierec train --engine spark`): PySpark (~450 MB, the `spark` extra, Java
-# 17+) in .venv, and Debian's PostgreSQL JDBC driver for Spark's reads from the store (no Maven).
+# Training on Spark (`movierec train --engine spark`): PySpark (~450 MB, the `spark` extra) in
+# .venv, a Java 17+ runtime, and Debian's PostgreSQL JDBC driver for Spark's reads from the store
+# (no Maven).
 SPARK_STAMP := $(VENV)/.installed-spark-4
 JDBC_JAR := /usr/share/java/postgresql.jar
+JAVA := /usr/bin/java
 
 $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
@@ -78,8 +80,12 @@ $(JDBC_JAR):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libpostgresql-jdbc-java
 
-## spark: install PySpark and the PostgreSQL JDBC driver (for `movierec train --engine spark`)
-spark: $(SPARK_STAMP) $(JDBC_JAR)
+$(JAVA):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openjdk-17-jre-headless
+
+## spark: install PySpark, Java and the PostgreSQL JDBC driver (`movierec train --engine spark`)
+spark: $(SPARK_STAMP) $(JDBC_JAR) $(JAVA)
 
 MOVIEREC := MOVIEREC_DATASETS_DIR=$${MOVIEREC_DATASETS_DIR:-$(DATASETS_DIR)} $(BIN)/movierec
 
@@ -102,7 +108,7 @@ zenml: $(STAMP) $(ZENML_STAMP)
 
 ## test: create the environment (with dev extras) and run lint, types and the whole test suite
 test: $(STAMP) $(AIRFLOW_STAMP) $(ZENML_STAMP) $(CHROMIUM) $(PROMTOOL) $(NGINX) $(REDIS_SERVER) \
-		$(SPARK_STAMP) $(JDBC_JAR)
+		$(SPARK_STAMP) $(JDBC_JAR) $(JAVA)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
