@@ -17,7 +17,13 @@ from movierec.data.sources import LoadedData
 from movierec.data.store import RatingsStore
 from movierec.serving.app import create_app
 from movierec.serving.jobs import CLI_COMMANDS, INTERRUPTED, Job, JobCommands, JobRunner
-from tests.serving.conftest import API_KEY, Registry, quick_commands, settings_for
+from tests.serving.conftest import (
+    API_KEY,
+    Registry,
+    quick_commands,
+    settings_for,
+    wait_for_top_n,
+)
 
 ADMIN_ROUTES = [
     ("POST", "/admin/reload", None),
@@ -135,6 +141,8 @@ def test_a_registry_version_is_downloaded_once_and_mapped_by_every_worker(
         for model in models:
             assert not model.item_factors.flags.writeable, "mapped from the file, not read"
             assert not model.user_items.indices.flags.writeable
+        for client in (first, second):  # both answer from their lists, not one scored alone
+            wait_for_top_n(client)
         assert first.get("/users/1/recommendations").json() == (
             second.get("/users/1/recommendations").json()
         )
