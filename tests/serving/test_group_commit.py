@@ -53,7 +53,7 @@ def _post_until_refused(url: str, user: int, movies: list[int], acked: list[tupl
             except httpx.TransportError:
                 return
             if answer.status_code != 201:  # a thread's assert would not fail the test
-                acked.append((user, movie, float("nan")))
+                acked.append((user, movie, f"refused: {answer.status_code} {answer.text}"))
                 return
             acked.append((user, movie, rating))
 
@@ -76,6 +76,8 @@ def test_acknowledged_ratings_survive_a_kill_of_the_whole_server(
             thread.join(timeout=30)
         process.wait()
     assert len(acked) > 100, "the clients had time to post"
+    refused = [rating for *_, rating in acked if isinstance(rating, str)]
+    assert not refused, f"{len(refused)} post(s) refused before the kill: {refused[:3]}"
     with RatingsStore(settings.store_url) as store:
         stored = store.ratings_frame().set_index(["user_id", "item_id"])["rating"]
     wanted = pd.DataFrame(acked, columns=["user_id", "item_id", "rating"])

@@ -314,6 +314,30 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+# Errors a database raises when concurrent transactions collide, not because of what they
+# write: the same transaction run again succeeds. MySQL/MariaDB: deadlock (1213), lock wait
+# timeout (1205); PostgreSQL: deadlock_detected, serialization_failure; SQLite: busy.
+_TRANSIENT_MYSQL_CODES = {1205, 1213}
+_TRANSIENT_SQLSTATES = {"40P01", "40001"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (a :class:`StoreError` or the driver's error under it) is a collision of
+    concurrent writers, worth running the same transaction again."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, sa.exc.DBAPIError):
+        cause = cause.__cause__
+    if cause is None:
+        return False
+    orig = cause.orig
+    code = orig.args[0] if orig is not None and orig.args else None
+    return (
+        code in _TRANSIENT_MYSQL_CODES
+        or getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+        or "database is locked" in str(orig)
+    )
+
+
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip()

@@ -20,17 +20,20 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from movierec.data.store import RatingColumns
+from movierec.data.store import RatingColumns, is_transient
 from movierec.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
+TRANSIENT_RETRIES = 4  # tries of a group that collides with another process's writer
 MAX_GROUP_RATINGS = 5_000
 """Ratings per transaction at most: bounds a commit's time (and a failed group's retries)."""
 
@@ -122,7 +125,7 @@ class RatingWriter:
 
     def _write(self, group: list[_Pending]) -> None:
         try:
-            counts = self._store.append_groups([p.ratings for p in group])
+            counts = self._append(group)
         except Exception as exc:  # every request gets its own answer below
             if len(group) > 1:
                 logger.info("a group of %d rating requests failed, retrying one by one", len(group))
@@ -134,6 +137,20 @@ class RatingWriter:
         self._committed(group)
         for pending, count in zip(group, counts, strict=True):
             pending.future.set_result(count)
+
+    def _append(self, group: list[_Pending]) -> list[int]:
+        """Store the group, again when it collided with another process's writer (a deadlock
+        between two workers' groups on MariaDB failed a request under load)."""
+        tries = 0
+        while True:
+            try:
+                return self._store.append_groups([p.ratings for p in group])
+            except StoreError as exc:
+                tries += 1
+                if tries == TRANSIENT_RETRIES or not is_transient(exc):
+                    raise
+                logger.info("a group of %d rating requests collided, again: %s", len(group), exc)
+                time.sleep(random.uniform(0.0, 0.01 * 2**tries))  # the other writer goes first
 
     def _committed(self, group: list[_Pending]) -> None:
         """Tell the service whose ratings are now stored; the ratings stay acknowledged if
