@@ -197,3 +197,10 @@ def test_monitoring_tabs_draw_their_charts(page: Page, ui_url: str, tab: str, na
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     screenshot(page, name)
+
+
+def test_the_experiments_page_says_none_runs_yet(page: Page, ui_url: str) -> None:
+    page.goto(f"{ui_url}/experiments")
+    expect(page.get_by_text("No experiment yet")).to_be_visible()
+    settled(page)
+    screenshot(page, "experiments")
