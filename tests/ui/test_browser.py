@@ -6,17 +6,25 @@ into ``MOVIEREC_SCREENSHOTS_DIR`` when set (``docs/screenshots`` holds a committ
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from movierec.client import MovierecClient
+from movierec.data.sources import LoadedData
+from movierec.serving.experiment_schemas import ExperimentRequest
+from movierec.serving.schemas import NewRating
 from movierec.ui.components import display_title
-from tests.servers import ui_server
+from movierec.ui.experiments import interval, share
+from tests.servers import api_server, ui_server
+from tests.serving.conftest import API_KEY, Registry, registry, synth_data
+from tests.serving.test_admin import _served_registry
 
+__all__ = ["registry", "synth_data"]  # the registry fixtures of the API tests, used here
 pytestmark = pytest.mark.network
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,6 +34,12 @@ FLAGS = [
 ]  # fmt: skip
 DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 WAIT_MS = 30_000
+FULL_HEIGHT = """() => Math.max(...Array.from(
+    document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]'),
+    (element) => element.scrollHeight))"""
+NEXT_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+EXPERIMENT_USERS = range(1, 41)
+HORIZON_SECONDS = 4  # the experiment's feedback horizon: short, so that its test ends here
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +76,15 @@ def settled(page: Page) -> None:
 
 
 def screenshot(page: Page, name: str) -> None:
+    """The whole page, into ``MOVIEREC_SCREENSHOTS_DIR`` when set. Streamlit scrolls its main
+    area itself (the document never grows), so the window is made as tall as that content."""
     folder = os.environ.get("MOVIEREC_SCREENSHOTS_DIR")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        size = page.viewport_size or {"width": 1400, "height": 1000}
+        height = page.evaluate(FULL_HEIGHT)
+        page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
+        page.evaluate(NEXT_FRAMES)
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
@@ -203,4 +223,98 @@ def test_the_experiments_page_says_none_runs_yet(page: Page, ui_url: str) -> Non
     page.goto(f"{ui_url}/experiments")
     expect(page.get_by_text("No experiment yet")).to_be_visible()
     settled(page)
-    screenshot(page, "experiments")
+    screenshot(page, "experiments-none")
+
+
+def test_a_finished_ab_test_shows_its_arms_rates_and_verdict(
+    page: Page, registry: Registry, synth_data: LoadedData, tmp_path: Path
+) -> None:
+    """An A/B test of the registry's two versions on a real API, with users shown lists and
+    rating some of them (the treatment's users more) until its horizon ends: the page shows
+    the API's own figures and verdict."""
+    settings = _served_registry(registry, synth_data, tmp_path)
+    with (
+        api_server(settings) as url,
+        ui_server(url) as ui,
+        MovierecClient(url, api_key=API_KEY) as api,
+    ):
+        plan = ExperimentRequest(
+            name="ALS seed 2 against the champion",
+            treatment_version=2,
+            planned_users=len(EXPERIMENT_USERS),
+            horizon_days=HORIZON_SECONDS / 86_400,
+        )
+        started = api.start_experiment(plan)
+        for user in EXPERIMENT_USERS:  # each rates 0-2 movies shown (control) or 2-4 (treatment)
+            answer = api.recommend_user(user, 10)
+            assert answer.experiment is not None
+            assert answer.experiment.id == started.id
+            liked = user % 3 + 2 * (answer.experiment.arm == "treatment")
+            rated = [item.movie_id for item in answer.items[:liked]]
+            if rated:
+                api.add_ratings(
+                    NewRating(user_id=user, movie_id=movie, rating=5.0 - 2 * (n % 2))
+                    for n, movie in enumerate(rated)
+                )
+        time.sleep(HORIZON_SECONDS + 1)  # every showing's horizon over: the test is final
+        details = api.experiment(started.id)
+        assert details.result.final
+        assert details.result.winner == "treatment"
+        page.goto(f"{ui}/experiments")
+        expect(page.locator(".st-key-exp_verdict")).to_contain_text("Treatment · v2 wins")
+        expect(page.locator('[data-testid="stVegaLiteChart"]')).to_be_visible()
+        settled(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        expect(page.locator("h3").first).to_have_text(f"#{started.id} · {plan.name}")
+        verdict = page.locator(".st-key-exp_verdict").inner_text()
+        assert f"p = {details.result.p_value:.2g}" in verdict
+        assert "fixed-horizon Welch's t-test" in verdict
+        effect = details.result.effect
+        assert f"{100 * effect.value:+.1f} pp (95% CI {100 * effect.low:+.1f}" in verdict  # type: ignore[operator]
+        progress = page.locator(".st-key-exp_horizon").inner_text()
+        assert f"Users: {details.users} of {details.planned_users} planned" in progress
+        shown = sum(arm.impressions for arm in details.arms)
+        assert f"{shown} of {shown} shown movies" in progress
+        for arm in details.arms:
+            card = page.locator(f".st-key-exp_arm_{arm.arm}")
+            expect(card.locator("h4")).to_have_text(f"{arm.arm.capitalize()} · v{arm.version}")
+            assert metrics(card) == {
+                "Users": (str(arm.users), f"{arm.impressions} movies shown"),
+                "User hit rate": (f"{arm.user_hit_rate.value:.1%}", interval(arm.user_hit_rate)),
+                "Hit rate": (f"{arm.hit_rate.value:.1%}", interval(arm.hit_rate)),
+            }
+        table = page.locator('[data-testid="stTable"]')
+        header = table.locator("thead th").all_inner_texts()
+        assert header[1:] == ["Control · v1", "Treatment · v2"]
+        rows = {
+            row.locator("th").inner_text(): row.locator("td").all_inner_texts()
+            for row in table.locator("tbody tr").all()
+        }
+        rate = "{0.value:.1%} ({1})".format
+        assert rows == {
+            "share": [share(details, arm) for arm in details.arms],
+            "users": [str(arm.users) for arm in details.arms],
+            "movies shown": [str(arm.impressions) for arm in details.arms],
+            "rated": [str(arm.rated) for arm in details.arms],
+            "rated ≥ 4★": [str(arm.positive) for arm in details.arms],
+            "still open": ["0", "0"],
+            **{
+                name: [rate(figure, interval(figure)) for figure in figures]
+                for name, figures in (
+                    ("user hit rate", [arm.user_hit_rate for arm in details.arms]),
+                    ("hit rate", [arm.hit_rate for arm in details.arms]),
+                    ("positive rate", [arm.positive_rate for arm in details.arms]),
+                )
+            },
+        }
+        screenshot(page, "experiments")
+
+
+def metrics(scope: Locator) -> dict[str, tuple[str, str]]:
+    """The label of each ``st.metric`` in ``scope``: its value and its delta line."""
+    found = {}
+    for metric in scope.locator('[data-testid="stMetric"]').all():
+        label = metric.get_by_test_id("stMetricLabel").inner_text().strip()
+        value = metric.get_by_test_id("stMetricValue").inner_text().strip()
+        found[label] = (value, metric.get_by_test_id("stMetricDelta").inner_text().strip())
+    return found

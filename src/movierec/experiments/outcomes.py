@@ -29,22 +29,18 @@ from movierec.experiments.stats import (
 )
 from movierec.experiments.store import ARM_CODES, Experiment, ExposureStore
 from movierec.monitoring.impressions import DAY
-from movierec.monitoring.online import Rate, _pairs, _version_feedback
+from movierec.monitoring.online import VersionFeedback, _pairs, _version_feedback
 
 
 @dataclass(frozen=True)
 class ArmOutcome:
-    """One arm (A/B) or team (interleaving): counts, pooled rates and the per-user mean."""
+    """One arm (A/B) or team (interleaving): the monitor's figures of its pairs (counts and
+    pooled rates; its ``model`` label is the arm, no ``lists`` are counted) and the per-user
+    mean the A/B test compares."""
 
     arm: str
     version: int
-    users: int
-    impressions: int
-    rated: int
-    positive: int
-    pending: int
-    hit_rate: Rate
-    positive_rate: Rate
+    feedback: VersionFeedback
     user_hit_rate: Interval  # mean over users of their own hit rate, 95% t interval
     preferred_by: int | None  # interleaving: users who rated more of this team's movies
 
@@ -126,18 +122,10 @@ def _arm(
     preferred_by: int | None,
 ) -> ArmOutcome:
     version = experiment.control_version if code == 0 else experiment.treatment_version
-    # The monitor's own figures of a version's pairs (lists are not counted here).
-    figures = _version_feedback((ARM_CODES[code], version), pairs, lists=0)
     return ArmOutcome(
         arm=ARM_CODES[code],
         version=version,
-        users=figures.users,
-        impressions=figures.impressions,
-        rated=figures.rated,
-        positive=figures.positive,
-        pending=figures.pending,
-        hit_rate=figures.hit_rate,
-        positive_rate=figures.positive_rate,
+        feedback=_version_feedback((ARM_CODES[code], version), pairs, lists=0),
         user_hit_rate=mean_interval(_user_rates(per_user, code)),
         preferred_by=preferred_by,
     )

@@ -30,7 +30,7 @@ def promote_winner(
     result = outcome(exposures, experiment)
     verdict = result.verdict
     if not result.final:
-        pending = sum(arm.pending for arm in result.arms)
+        pending = sum(arm.feedback.pending for arm in result.arms)
         raise ExperimentConflictError(
             f"experiment {experiment.id} is not final: {result.users} of "
             f"{experiment.planned_users} planned users, {pending} showings still within the "

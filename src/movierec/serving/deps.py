@@ -1,8 +1,10 @@
 """Dependencies the routes declare with ``Annotated``: the app's service, settings, metrics,
-monitor, jobs; ``k`` checked against the server's limit; the admin key check.
+monitor, jobs; ``k`` checked against the server's limit; the experiment a path names; the admin
+key check.
 
 They are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool, a hop the fast
-recommendation path should not pay.
+recommendation path should not pay. One that reads a database (the experiment of a path) is a
+plain ``def``, so that the read does not hold the event loop.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Query, Request, status
+from fastapi import Depends, Header, HTTPException, Path, Query, Request, status
 
 from movierec.config import Settings
 from movierec.experiments.runner import ExperimentRunner
+from movierec.experiments.store import Experiment
 from movierec.monitoring.recorder import ServingMonitor
 from movierec.serving.controls.dismissals import Dismissals
 from movierec.serving.jobs import JobCommands, JobRunner
@@ -92,6 +95,20 @@ async def _k_query(
 
 
 KQuery = Annotated[int, Depends(_k_query)]
+
+
+def _experiment_of_path(
+    experiments: ExperimentsDep,
+    experiment_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="An experiment's id.")],
+) -> Experiment:
+    experiment = experiments.store.get(experiment_id)
+    if experiment is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"experiment {experiment_id} not found")
+    return experiment
+
+
+ExperimentDep = Annotated[Experiment, Depends(_experiment_of_path)]
+"""The experiment of the path's ``{experiment_id}``; 404 when there is none."""
 
 
 async def require_admin(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from movierec.serving.catalog import MovieRow
 from movierec.serving.control_schemas import (
@@ -22,13 +21,12 @@ from movierec.serving.controls.group import GroupPick, recommend_group
 from movierec.serving.controls.ranking import Controlled, Controls
 from movierec.serving.deps import DismissalsDep, ServiceDep, SettingsDep, checked_k, errors
 from movierec.serving.routes.common import movie
+from movierec.serving.routes.movies import MovieIdPath
 from movierec.serving.routes.recommend import UserIdPath, _filter
 from movierec.serving.schemas import ModelRef
 from movierec.serving.service import Answer, NotFoundError, RecommenderService
 
 router = APIRouter(tags=["controls"])
-
-MovieIdPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="A movie id.")]
 
 
 @router.post(

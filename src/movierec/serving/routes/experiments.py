@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, status
 
-from movierec.experiments.outcomes import outcome
+from movierec.experiments.outcomes import ArmOutcome, outcome
 from movierec.experiments.promotion import promote_winner
 from movierec.experiments.stats import Interval
 from movierec.experiments.store import Experiment, ExperimentConflictError, ExperimentSpec
 from movierec.monitoring.online import Rate
-from movierec.serving.deps import AdminDep, ExperimentsDep, ServiceDep, SettingsDep, errors
+from movierec.serving.deps import (
+    AdminDep,
+    ExperimentDep,
+    ExperimentsDep,
+    ServiceDep,
+    SettingsDep,
+    errors,
+)
 from movierec.serving.experiment_schemas import (
     ArmFigures,
     ExperimentDetails,
@@ -27,8 +33,6 @@ from movierec.serving.routes.common import model_info
 from movierec.serving.schemas import RateFigure
 
 router = APIRouter(tags=["experiments"])
-
-ExperimentId = Annotated[int, Path(ge=1, le=2**63 - 1, description="An experiment's id.")]
 
 
 @router.post(
@@ -87,12 +91,9 @@ def list_experiments(experiments: ExperimentsDep) -> ExperimentsResponse:
 
 
 @router.get("/experiments/{experiment_id}", responses=errors(404))
-def experiment_details(
-    experiment_id: ExperimentId, experiments: ExperimentsDep
-) -> ExperimentDetails:
+def experiment_details(experiment: ExperimentDep, experiments: ExperimentsDep) -> ExperimentDetails:
     """An experiment with its outcome so far: per arm the counts, rates and intervals, and the
     fixed-horizon test (final once the planned users are reached and nothing is pending)."""
-    experiment = _found(experiments, experiment_id)
     experiments.log.flush()
     result = outcome(experiments.log.store, experiment)
     verdict = result.verdict
@@ -100,22 +101,7 @@ def experiment_details(
         **_experiment(experiment).model_dump(),
         users=result.users,
         ties=result.ties,
-        arms=[
-            ArmFigures(
-                arm=arm.arm,  # type: ignore[arg-type]
-                version=arm.version,
-                users=arm.users,
-                impressions=arm.impressions,
-                rated=arm.rated,
-                positive=arm.positive,
-                pending=arm.pending,
-                hit_rate=_figure(arm.hit_rate),
-                positive_rate=_figure(arm.positive_rate),
-                user_hit_rate=_figure(arm.user_hit_rate),
-                preferred_by=arm.preferred_by,
-            )
-            for arm in result.arms
-        ],
+        arms=[_arm(arm) for arm in result.arms],
         result=TestFigures(
             test=verdict.test,
             alpha=verdict.alpha,
@@ -133,11 +119,10 @@ def experiment_details(
     dependencies=[AdminDep],
     responses=errors(401, 403, 404, 409),
 )
-def stop_experiment(experiment_id: ExperimentId, experiments: ExperimentsDep) -> ExperimentResponse:
+def stop_experiment(experiment: ExperimentDep, experiments: ExperimentsDep) -> ExperimentResponse:
     """Stop a running experiment: every user gets the served model again (other workers
     within seconds). Its outcome stays readable; 409 when it is not running."""
-    _found(experiments, experiment_id)
-    stopped = experiments.store.finish(experiment_id, "stopped", from_status="running")
+    stopped = experiments.store.finish(experiment.id, "stopped", from_status="running")
     experiments.sync()
     return _experiment(stopped)
 
@@ -148,7 +133,7 @@ def stop_experiment(experiment_id: ExperimentId, experiments: ExperimentsDep) ->
     responses=errors(401, 403, 404, 409, 503),
 )
 def promote_experiment(
-    experiment_id: ExperimentId,
+    experiment: ExperimentDep,
     experiments: ExperimentsDep,
     service: ServiceDep,
     settings: SettingsDep,
@@ -156,7 +141,6 @@ def promote_experiment(
     """Make the treatment the champion when the final test says it won (409 otherwise),
     through the registry's promotion (the old champion kept for rollback); the experiment
     ends and the new champion is loaded (other workers follow)."""
-    experiment = _found(experiments, experiment_id)
     experiments.log.flush()
     promoted = promote_winner(settings, experiments.store, experiments.log.store, experiment)
     experiments.sync()
@@ -178,13 +162,6 @@ def _champion(service: ServiceDep) -> int:
     return info.version
 
 
-def _found(experiments: ExperimentsDep, experiment_id: int) -> Experiment:
-    experiment = experiments.store.get(experiment_id)
-    if experiment is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"experiment {experiment_id} not found")
-    return experiment
-
-
 def _experiment(experiment: Experiment) -> ExperimentResponse:
     values = dict(experiment.__dict__)
     values.pop("salt")
@@ -195,6 +172,23 @@ def _experiment(experiment: Experiment) -> ExperimentResponse:
 
 def _time(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _arm(arm: ArmOutcome) -> ArmFigures:
+    figures = arm.feedback
+    return ArmFigures(
+        arm=arm.arm,  # type: ignore[arg-type]
+        version=arm.version,
+        users=figures.users,
+        impressions=figures.impressions,
+        rated=figures.rated,
+        positive=figures.positive,
+        pending=figures.pending,
+        hit_rate=_figure(figures.hit_rate),
+        positive_rate=_figure(figures.positive_rate),
+        user_hit_rate=_figure(arm.user_hit_rate),
+        preferred_by=arm.preferred_by,
+    )
 
 
 def _figure(value: Rate | Interval) -> RateFigure:

@@ -9,21 +9,31 @@ import streamlit as st
 from movierec.client import APIError, ClientError
 from movierec.serving.experiment_schemas import ExperimentDetails, ExperimentRequest
 from movierec.ui.api import ADMIN_KEY, admin_client, call, client
+from movierec.ui.experiments import (
+    DESIGNS,
+    RATES,
+    arm_label,
+    arms_table,
+    duration,
+    horizon,
+    interval,
+    percent,
+    rates_chart,
+    share,
+    verdict,
+)
 
 ERROR = "experiments_error"  # the API's answer to this session's last admin action, if it failed
-DESIGNS = {"ab": "A/B (each user sees one arm)", "interleaving": "Team-draft interleaving"}
+ALERTS = {"success": st.success, "warning": st.warning, "info": st.info}
+ICONS = {
+    "success": ":material/trophy:",
+    "warning": ":material/balance:",
+    "info": ":material/hourglass_top:",
+}
 
 
 def _message(exc: ClientError) -> str:
     return exc.detail if isinstance(exc, APIError) else str(exc)
-
-
-def _interval(value: float | None, low: float | None, high: float | None) -> str:
-    if value is None:
-        return "none yet"
-    if low is None or high is None:
-        return f"{value:.2%}"
-    return f"{value:.2%} [{low:.2%}, {high:.2%}]"
 
 
 def admin_action(action: str, experiment_id: int | None = None) -> None:
@@ -55,39 +65,40 @@ def _request() -> ExperimentRequest:
 
 
 def show(details: ExperimentDetails) -> None:
-    result = details.result
-    cols = st.columns(4)
-    cols[0].metric("Users", f"{details.users:,}", f"planned {details.planned_users:,}",
-                   delta_color="off")  # fmt: skip
-    cols[1].metric("p-value", "none yet" if result.p_value is None else f"{result.p_value:.3g}")
-    cols[2].metric("Winner", result.winner or "none (yet)")
-    cols[3].metric("Final", "yes" if result.final else "not yet")
-    effect = result.effect
+    """One experiment: its plan, verdict, progress, arms side by side, rates and figures."""
+    st.subheader(f"#{details.id} · {details.name}")
+    since = details.created_at.strftime("%Y-%m-%d %H:%M UTC")
     st.caption(
-        f"{result.test.replace('_', ' ')}, fixed horizon at alpha {result.alpha:g}: the "
-        f"treatment's gain {_interval(effect.value, effect.low, effect.high)}. The p-value is "
-        "valid once final (planned users reached, no showing still within the "
-        f"{details.horizon_days:g}-day horizon); reading it earlier is peeking."
+        f"{DESIGNS[details.design]} · {details.status} since {since} · control "
+        f"v{details.control_version} against treatment v{details.treatment_version} · "
+        f"α = {details.alpha:g} · feedback horizon {duration(details.horizon_days)} · positive "
+        f"from {details.positive_rating:g}★"
     )
-    table = pd.DataFrame(
-        [
-            {
-                "arm": arm.arm,
-                "version": arm.version,
-                "users": arm.users,
-                "impressions": arm.impressions,
-                "rated": arm.rated,
-                "pending": arm.pending,
-                "hit rate": _interval(arm.hit_rate.value, arm.hit_rate.low, arm.hit_rate.high),
-                "user hit rate": _interval(
-                    arm.user_hit_rate.value, arm.user_hit_rate.low, arm.user_hit_rate.high
-                ),
-                **({} if arm.preferred_by is None else {"preferred by": arm.preferred_by}),
-            }
-            for arm in details.arms
-        ]
+    said = verdict(details)
+    with st.container(key="exp_verdict"):
+        ALERTS[said.kind](f"**{said.headline}.** {said.text}", icon=ICONS[said.kind])
+    with st.container(key="exp_horizon", horizontal=True):
+        for value, text in horizon(details):
+            st.progress(value, text=text)
+    for column, arm in zip(st.columns(len(details.arms)), details.arms, strict=True):
+        with column.container(border=True, key=f"exp_arm_{arm.arm}"):
+            st.markdown(f"#### {arm_label(arm)}")
+            st.caption(share(details, arm))
+            cols = st.columns(3)
+            cols[0].metric("Users", f"{arm.users:,}", f"{arm.impressions:,} movies shown",
+                           delta_color="off", delta_arrow="off")  # fmt: skip
+            for col, name in zip(cols[1:], RATES[:2], strict=True):
+                figure = getattr(arm, name.replace(" ", "_"))
+                col.metric(name.capitalize(), percent(figure.value), interval(figure),
+                           delta_color="off", delta_arrow="off")  # fmt: skip
+    st.altair_chart(rates_chart(details), use_container_width=True)
+    st.table(arms_table(details))
+    st.caption(
+        "Hit rate: the share of the movies shown that the user rated within the horizon "
+        "(user hit rate: its mean over users, the unit the A/B test compares; 95% t "
+        "interval). Positive rate: the share of those rated at or above the positive rating "
+        "(95% Wilson intervals)."
     )
-    st.dataframe(table, hide_index=True)
 
 
 st.title("Experiments")
@@ -126,7 +137,23 @@ st.text_input(
     persist_state="session",
     help="MOVIEREC_API_KEY of the server. Kept in this browser session only.",
 )
-with st.form("start_experiment"):
+if listed and chosen.status != "promoted":
+    with st.container(horizontal=True):
+        if chosen.status == "running":
+            st.button(
+                f"Stop #{chosen.id}", key="exp_stop", on_click=admin_action,
+                args=("stop", chosen.id),
+            )  # fmt: skip
+        won = details.result.final and details.result.winner == "treatment"
+        st.button(
+            f"Promote the winner of #{chosen.id}", key="exp_promote", on_click=admin_action,
+            args=("promote", chosen.id), type="primary" if won else "secondary",
+            help="Only once its test is final and the treatment won.",
+        )  # fmt: skip
+with (
+    st.expander("Start an experiment", expanded=not listed),
+    st.form("start_experiment", border=False),
+):
     st.text_input("Name", key="exp_name", value="challenger vs champion")
     st.selectbox("Design", list(DESIGNS), format_func=DESIGNS.__getitem__, key="exp_design")
     st.number_input("Control version (0: the champion)", 0, 2**31 - 1, 0, key="exp_control")
@@ -134,13 +161,5 @@ with st.form("start_experiment"):
     st.number_input("Planned users", 2, 10**9, 400, key="exp_users")
     st.number_input("Alpha", 0.001, 0.5, 0.05, key="exp_alpha")
     st.form_submit_button("Start experiment", on_click=admin_action, args=("start",))
-if listed and chosen.status != "promoted":
-    stop_col, promote_col = st.columns(2)
-    if chosen.status == "running":
-        stop_col.button("Stop", key="exp_stop", on_click=admin_action, args=("stop", chosen.id))
-    promote_col.button(
-        "Promote the winner", key="exp_promote", on_click=admin_action,
-        args=("promote", chosen.id),
-    )  # fmt: skip
 if ERROR in st.session_state:
     st.error(st.session_state[ERROR], icon=":material/lock:")
