@@ -192,6 +192,7 @@ class MonitorCost:
     impressions_logged: int  # lists the "on" servers wrote to the store's impression log
     on_cpu_us: list[float] = field(default_factory=list)  # server CPU per request
     off_cpu_us: list[float] = field(default_factory=list)
+    control: bool = False  # an A/A run: "on" is a second server with the monitor off
 
     @property
     def cpu_cost(self) -> float:
@@ -615,10 +616,12 @@ def measure_monitor_cost(
     script = folder / "load.lua"
     script.write_text(WRK_LUA)
     workers = args.workers[-1]
-    cost = MonitorCost(workers, [], [], 0)
+    cost = MonitorCost(workers, [], [], 0, control=args.monitor_control)
     before = _newest_impressions(data_dir)
     with (
-        Server(data_dir, workers, impressions=args.impressions) as on,
+        Server(
+            data_dir, workers, monitor=not args.monitor_control, impressions=args.impressions
+        ) as on,
         Server(data_dir, workers, monitor=False) as off,
     ):
         on.wait_ready()
@@ -757,7 +760,8 @@ def render(results: Results) -> str:
     if cost is not None:
         lines += [
             "",
-            f"Serving monitor ({cost.workers} workers, user route, c={TARGET_CONCURRENCY},"
+            f"Serving monitor{' A/A control (off in both servers)' if cost.control else ''}"
+            f" ({cost.workers} workers, user route, c={TARGET_CONCURRENCY},"
             f" {len(cost.on_rps)} rounds alternated, the median round's ratio): on"
             f" {_rates(cost.on_rps)} req/s, off {_rates(cost.off_rps)} req/s; it costs"
             f" {cost.cost:.1%} of throughput (target < {MONITOR_MAX_COST:.0%}:"
@@ -851,6 +855,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--monitor-seconds", type=float, default=2.0, help="seconds of each on or off run"
     )
+    parser.add_argument(
+        "--monitor-control", action="store_true",
+        help="an A/A run: the monitor off in both servers (the method's own noise and bias)",
+    )  # fmt: skip
     parser.add_argument(
         "--impressions", type=float, default=1.0,
         help="the monitored server's impressions sample rate (the default logs every user)",

@@ -141,8 +141,8 @@ def test_lists_gathered_over_time_are_written_in_one_batch(
     store: ImpressionStore, view: ModelView
 ) -> None:
     log = log_for(store)
-    assert log.add([served(view, [10, 20], user=1, at=T)], write=False) == 0  # not due yet
-    assert len(store.shown_since(0)) == 0
-    assert log.add([served(view, [30], user=2, at=T + 60)], write=True) == 2
+    log.gather([served(view, [10, 20], user=1, at=T)])
+    assert len(store.shown_since(0)) == 0  # gathered, not written yet
+    assert log.add([served(view, [30], user=2, at=T + 60)]) == 2
     shown = store.shown_since(T + 30)  # a window inside a batch keeps its later lists only
     assert (shown.users.tolist(), shown.movies.tolist()) == ([2], [30])

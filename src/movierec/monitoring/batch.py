@@ -1,8 +1,8 @@
 """Served lists as the request path queues them, and as the columns the monitor adds up.
 
-The request path pays only for one tuple and one ``deque.append`` (:data:`Queued`); the
-monitor's thread turns each drained queue into :class:`ServedColumns` once, with C-level loops
-(``map``, ``np.fromiter``) and no Python code per list, and hands the same columns to the
+The request path pays only for one tuple and one ``deque.append`` (:data:`Queued`); the monitor
+(on the event loop) turns each drained queue into :class:`ServedColumns` once, with C-level
+loops (``map``, ``np.fromiter``) and no Python code per list, and hands the same columns to the
 served-quality figures and to the impression log. Objects per list (a named tuple each, grouped
 and padded once per consumer) cost the worker ~14 µs of its GIL per list, 11.5% of the default
 champion's throughput (``benchmarks/serving.py --monitor-only``); columns cost ~2 µs.

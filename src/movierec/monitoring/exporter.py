@@ -51,7 +51,7 @@ class ServedCollector:
 
     def collect(self) -> Iterator[Metric]:
         # No flush here: /metrics answers on the event loop, and a flush may wait on the
-        # store; the monitor's thread adds what was served within the second anyway.
+        # store; the monitor adds what was served within a quarter second anyway.
         figures = read_figures(self.monitor.served.folder)
         lists = CounterMetricFamily(
             "movierec_served_lists",

@@ -1,6 +1,6 @@
 """The impression log: every list served to a known user, kept in the store for online feedback.
 
-A worker's monitor thread gathers the lists it served and writes them every
+A worker's monitor gathers the lists it served and a thread writes them every
 :data:`WRITE_SECONDS` as *one row per model version*: the lists' users, times, strategies,
 lengths and movies as little-endian arrays (columnar batches). A row per list cost the serving
 5% of its throughput in SQLite's own work (inserts, WAL, checkpoints: measured with the
@@ -16,6 +16,7 @@ id, the same in every worker and replica, so a sampled user's feedback is comple
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,8 +34,7 @@ from movierec.monitoring.batch import ServedColumns
 logger = logging.getLogger(__name__)
 
 DAY = 86_400
-WRITE_SECONDS = 5.0
-WRITE_LISTS = 50_000  # lists held before a write whatever the time (bounds the memory)
+WRITE_SECONDS = 5.0  # how often the gathered lists are written
 USERS_PER_QUERY = 1_000  # users per ratings query (an IN list read by the ratings' key)
 _MIX = 0x9E3779B97F4A7C15  # splitmix64's multiplier: user ids spread evenly over [0, 1)
 IntArray = npt.NDArray[np.int64]
@@ -194,27 +194,27 @@ def _since(shown: ShownLists, since: int) -> ShownLists:
 
 class ImpressionLog:
     """Gathers the impressions of served lists and writes them in batches, sampled and within
-    retention."""
+    retention. :meth:`gather` and :meth:`write` may run in different threads."""
 
     def __init__(self, store: ImpressionStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
         self.dropped = 0  # lists lost to a store that refused the write
         self._pending: dict[tuple[str, str], _Pending] = {}
-        self._pending_lists = 0
-        self._written_at = time.monotonic()
+        self._lock = threading.Lock()  # gather and write exchange the pending lists under it
 
-    def add(self, batch: Sequence[ServedColumns], *, write: bool = True) -> int:
-        """Gather the lists of known users in ``batch``; write what is gathered (``write=False``:
-        only once the last write is :data:`WRITE_SECONDS` old). Returns the lists written."""
+    def add(self, batch: Sequence[ServedColumns]) -> int:
+        """Gather ``batch`` and write everything pending; returns the lists written."""
+        self.gather(batch)
+        return self.write()
+
+    def gather(self, batch: Sequence[ServedColumns]) -> None:
+        """Keep the lists of known users in ``batch`` (sampled) for the next write."""
         for lists in batch:
             logged = lists.rows(self._logged(lists))
             if len(logged):
-                self._gather(logged)
-        due = time.monotonic() - self._written_at >= WRITE_SECONDS
-        if not self._pending or not (write or due or self._pending_lists >= WRITE_LISTS):
-            return 0
-        return self._write()
+                with self._lock:
+                    self._gather(logged)
 
     def purge(self, now: float | None = None) -> int:
         """Apply the retention; returns how many lists were deleted."""
@@ -234,11 +234,13 @@ class ImpressionLog:
         pending.lengths.append(lists.lengths)
         in_list = np.arange(lists.items.shape[1]) < lists.lengths[:, None]
         pending.movies.append(np.asarray(movie_ids, dtype=np.int64)[lists.items[in_list]])
-        self._pending_lists += len(lists)
 
-    def _write(self) -> int:
-        pending, self._pending, self._pending_lists = self._pending, {}, 0
-        self._written_at = time.monotonic()
+    def write(self) -> int:
+        """Write the lists gathered since the last write; returns how many."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
         rows = [batch.row(*key) for key, batch in pending.items()]
         lists = sum(int(row["lists"]) for row in rows)  # type: ignore[call-overload]
         try:

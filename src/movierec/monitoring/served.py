@@ -3,11 +3,11 @@ strategy mix and short answers, per model version, over the last hour, the last 
 server started.
 
 Every list served is counted, off the request path: a request only appends its list to the
-monitor's queue (:mod:`movierec.monitoring.recorder`), and a background thread adds each batch
-here with a few vectorized numpy operations. The figures live in per-minute buckets (a ring of a
-day), in memory-mapped ``.npy`` files: the workers of one server each write their own folder
-under the server's shared folder, and whichever worker is asked (``/monitoring/stats`` or a
-Prometheus scrape) adds all the folders up, so the figures are the whole server's.
+monitor's queue (:mod:`movierec.monitoring.recorder`), and the worker's event loop adds each
+batch here with a few vectorized numpy operations. The figures live in per-minute buckets (a
+ring of a day), in memory-mapped ``.npy`` files: the workers of one server each write their own
+folder under the server's shared folder, and whichever worker is asked (``/monitoring/stats`` or
+a Prometheus scrape) adds all the folders up, so the figures are the whole server's.
 
 Definitions (per list, then averaged over the non-empty lists of the window):
 
@@ -149,7 +149,7 @@ class ServedQuality:
         self._files: dict[tuple[str, str], VersionFiles] = {}
         self._rng = np.random.default_rng()
 
-    # ---- writing (the monitor's thread) -------------------------------------------------------
+    # ---- writing (the worker's event loop) -------------------------------------------------------
 
     def add(self, batch: Sequence[ServedColumns]) -> None:
         """Count ``batch`` (lists in the order they were served)."""
@@ -232,7 +232,7 @@ def _per_list(lists: ServedColumns, features: ItemFeatures) -> FloatArray:
         diverse = lengths >= 2
         # The sum of the pairwise similarities without the k x k matrix: |sum u|^2 - sum |u|^2.
         # Summed a list position at a time: gathering lists x width x genres at once and
-        # reducing its middle axis took a third of the monitor's thread (py-spy, under load).
+        # reducing its middle axis took a third of the monitor's time (py-spy, under load).
         total = np.zeros((len(padded), features.genre_units.shape[1]), dtype=np.float32)
         for position in padded.T:
             total += features.genre_units[position]

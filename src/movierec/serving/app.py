@@ -7,6 +7,7 @@ routes and says "not ready" on ``/ready`` until a model is trained and reloaded.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -231,9 +232,11 @@ def _start_service(
 
 
 def _start_monitor(settings: Settings, metrics: Metrics) -> ServingMonitor:
-    """The served-quality and impression monitor, in the workers' shared folder if any."""
+    """The served-quality and impression monitor, in the workers' shared folder if any
+    (called on the event loop, which counts the served lists)."""
     shared = os.environ.get(MULTIPROCESS_DIR)
-    monitor = ServingMonitor(settings, Path(shared) / "monitoring" if shared else None)
+    folder = Path(shared) / "monitoring" if shared else None
+    monitor = ServingMonitor(settings, asyncio.get_running_loop(), folder)
     metrics.add_scrape_collector(ServedCollector(monitor))
     metrics.add_scrape_collector(OnlineCollector(monitor, settings))
     return monitor
