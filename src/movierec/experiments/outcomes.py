@@ -28,8 +28,7 @@ from movierec.experiments.stats import (
     mean_interval,
 )
 from movierec.experiments.store import ARM_CODES, Experiment, ExposureStore
-from movierec.monitoring.impressions import DAY
-from movierec.monitoring.online import VersionFeedback, _pairs, _version_feedback
+from movierec.monitoring.online import VersionFeedback, _version_feedback, shown_and_rated
 
 
 @dataclass(frozen=True)
@@ -88,15 +87,13 @@ def _joined(store: ExposureStore, experiment: Experiment, now: float) -> pd.Data
     columns = ["version_code", "user_id", "movie_id", "hit", "positive", "pending"]
     if not len(shown):
         return pd.DataFrame({name: pd.Series(dtype="int64") for name in columns})
-    pairs = _pairs(shown)
-    ratings = store.ratings_of(np.unique(shown.users), int(pairs["first"].min()))
-    joined = pairs.merge(ratings, on=["user_id", "movie_id"], how="left")
-    horizon = experiment.horizon_days * DAY
-    joined["hit"] = (joined["timestamp"] >= joined["first"]) & (
-        joined["timestamp"] <= joined["last"] + horizon
+    joined = shown_and_rated(
+        shown,
+        store,
+        horizon_days=experiment.horizon_days,
+        positive_rating=experiment.positive_rating,
+        now=now,
     )
-    joined["positive"] = joined["hit"] & (joined["rating"] >= experiment.positive_rating)
-    joined["pending"] = joined["last"] + horizon > now
     return joined[columns]
 
 

@@ -79,15 +79,9 @@ def online_feedback(
     shown = store.shown_since(since)
     if not len(shown):
         return OnlineReport(since, horizon_days, positive_rating, [])
-    pairs = _pairs(shown)
-    ratings = store.ratings_of(np.unique(shown.users), int(pairs["first"].min()))
-    joined = pairs.merge(ratings, on=["user_id", "movie_id"], how="left")
-    horizon = horizon_days * DAY
-    joined["hit"] = (joined["timestamp"] >= joined["first"]) & (
-        joined["timestamp"] <= joined["last"] + horizon
+    joined = shown_and_rated(
+        shown, store, horizon_days=horizon_days, positive_rating=positive_rating, now=now
     )
-    joined["positive"] = joined["hit"] & (joined["rating"] >= positive_rating)
-    joined["pending"] = joined["last"] + horizon > now
     lists = np.bincount(shown.codes, minlength=len(shown.versions))
     feedback = [
         _version_feedback(
@@ -97,6 +91,30 @@ def online_feedback(
     ]
     feedback.sort(key=lambda entry: (entry.model, entry.version))
     return OnlineReport(since, horizon_days, positive_rating, feedback)
+
+
+def shown_and_rated(
+    shown: ShownLists,
+    store: ImpressionStore,
+    *,
+    horizon_days: float,
+    positive_rating: float,
+    now: float,
+) -> pd.DataFrame:
+    """One row per (version code, user, movie) of ``shown`` (its ``first`` and ``last``
+    showing), and whether the user rated it within the horizon of a showing (``hit``), at
+    ``positive_rating`` or above (``positive``), and whether that horizon is still open
+    (``pending``). ``shown`` must not be empty."""
+    pairs = _pairs(shown)
+    ratings = store.ratings_of(np.unique(shown.users), int(pairs["first"].min()))
+    joined = pairs.merge(ratings, on=["user_id", "movie_id"], how="left")
+    horizon = horizon_days * DAY
+    joined["hit"] = (joined["timestamp"] >= joined["first"]) & (
+        joined["timestamp"] <= joined["last"] + horizon
+    )
+    joined["positive"] = joined["hit"] & (joined["rating"] >= positive_rating)
+    joined["pending"] = joined["last"] + horizon > now
+    return joined
 
 
 def _pairs(shown: ShownLists) -> pd.DataFrame:
