@@ -43,9 +43,12 @@ def test_served_quality_and_online_feedback_of_the_champion(ui: AppTest, api_url
 
 
 def test_data_drift_of_a_new_crowd(ui: AppTest, api_url: str) -> None:
+    # Ten new users rating ten movies each: 100 distinct ratings, over the 50 that drift
+    # needs whatever the other tests of this server posted before.
     ratings = [
-        {"user_id": 900_000 + n % 10, "movie_id": movie, "rating": 1.0}
-        for n, movie in enumerate([1, 2, 3, 6, 10, 16, 19, 21, 25, 32] * 6)
+        {"user_id": 900_000 + user, "movie_id": movie, "rating": 1.0}
+        for user in range(10)
+        for movie in [1, 2, 3, 6, 10, 16, 19, 21, 25, 32]
     ]
     httpx.post(f"{api_url}/ratings", json={"ratings": ratings}).raise_for_status()
     on_page(ui, "monitoring")
