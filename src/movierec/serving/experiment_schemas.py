@@ -7,7 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from movierec.serving.schemas import ModelInfoResponse, NotBool, RateFigure, Request, Response
+from movierec.serving.schemas import (
+    FeedbackFigures,
+    ModelInfoResponse,
+    NotBool,
+    RateFigure,
+    Request,
+    Response,
+)
 
 Version = Annotated[int, Field(ge=1, le=2**31 - 1, description="A registry version."), NotBool]
 Share = Annotated[float, Field(gt=0.0, lt=1.0), NotBool]
@@ -66,16 +73,9 @@ class ExperimentsResponse(Response):
     experiments: list[ExperimentResponse]
 
 
-class ArmFigures(Response):
+class ArmFigures(FeedbackFigures):
     arm: Literal["control", "treatment"]
     version: int
-    users: int
-    impressions: int = Field(description="Distinct (user, movie) pairs this arm showed.")
-    rated: int = Field(description="Pairs the user rated within the horizon.")
-    positive: int
-    pending: int = Field(description="Pairs shown less than the horizon ago (may be rated yet).")
-    hit_rate: RateFigure = Field(description="rated / impressions, 95% Wilson interval.")
-    positive_rate: RateFigure
     user_hit_rate: RateFigure = Field(
         description="The mean of the users' own hit rates, 95% t interval (what A/B tests)."
     )

@@ -544,17 +544,22 @@ class RateFigure(Response):
     high: float | None
 
 
-class OnlineVersionFigures(Response):
-    model: str
-    version: str
-    lists: int
+class FeedbackFigures(Response):
+    """Online feedback on what was shown (a model version, or an experiment's arm)."""
+
     users: int
     impressions: int = Field(description="Distinct (user, movie) pairs shown.")
     rated: int = Field(description="Pairs the user rated within the horizon.")
     positive: int
     pending: int = Field(description="Pairs shown less than the horizon ago (may be rated yet).")
-    hit_rate: RateFigure
+    hit_rate: RateFigure = Field(description="rated / impressions, 95% Wilson interval.")
     positive_rate: RateFigure
+
+
+class OnlineVersionFigures(FeedbackFigures):
+    model: str
+    version: str
+    lists: int
 
 
 class OnlineResponse(Response):

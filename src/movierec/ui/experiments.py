@@ -12,6 +12,7 @@ import pandas as pd
 
 from movierec.serving.experiment_schemas import ArmFigures, ExperimentDetails
 from movierec.serving.schemas import RateFigure
+from movierec.ui.monitoring import percent_interval
 
 DESIGNS = {"ab": "A/B (each user sees one arm)", "interleaving": "Team-draft interleaving"}
 TESTS = {  # the API's test: how the page names it
@@ -42,9 +43,8 @@ def percent(value: float | None) -> str:
 
 def interval(figure: RateFigure, confidence: str = "95%") -> str:
     """``figure``'s interval in percent, e.g. ``95% CI 8.9–15.6%``."""
-    if figure.low is None or figure.high is None:
-        return "no interval yet"
-    return f"{confidence} CI {100 * figure.low:.1f}–{100 * figure.high:.1f}%"
+    bounds = percent_interval(figure.low, figure.high)
+    return "no interval yet" if bounds is None else f"{confidence} CI {bounds}"
 
 
 def duration(days: float) -> str:

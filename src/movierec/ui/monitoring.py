@@ -126,11 +126,12 @@ def online_table(report: OnlineResponse) -> pd.DataFrame:
                 "rated ≥ positive": entry.positive,
                 "still open": entry.pending,
                 "hit rate %": _percent(entry.hit_rate.value),
-                "hit rate 95% CI": _interval(entry.hit_rate.low, entry.hit_rate.high),
+                "hit rate 95% CI": percent_interval(entry.hit_rate.low, entry.hit_rate.high) or "—",
                 "positive rate %": _percent(entry.positive_rate.value),
-                "positive rate 95% CI": _interval(
+                "positive rate 95% CI": percent_interval(
                     entry.positive_rate.low, entry.positive_rate.high
-                ),
+                )
+                or "—",
             }
         )
     return pd.DataFrame(rows)
@@ -202,5 +203,6 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else 100 * value
 
 
-def _interval(low: float | None, high: float | None) -> str:
-    return "—" if low is None or high is None else f"{100 * low:.1f}–{100 * high:.1f}%"
+def percent_interval(low: float | None, high: float | None) -> str | None:
+    """An interval in percent, e.g. ``8.9–15.6%``; None without both ends."""
+    return None if low is None or high is None else f"{100 * low:.1f}–{100 * high:.1f}%"
