@@ -12,7 +12,7 @@ import pytest
 
 from movierec.data import store as store_module
 from movierec.data.schema import as_canonical_movies
-from movierec.data.store import IngestResult, RatingsStore, redact_url
+from movierec.data.store import IngestResult, RatingColumns, RatingsStore, redact_url
 from movierec.errors import StoreError
 
 
@@ -248,6 +248,48 @@ def test_append_validation(store: RatingsStore) -> None:
         store.append(1, 10, 9.0)
     with pytest.raises(StoreError, match=r"not in the catalog, e\.g\. \[777\]"):
         store.append(1, 777, 3.0)
+    assert store.stats().n_ratings == 4
+
+
+def _group(rows: list[tuple[int, int, float, int]]) -> RatingColumns:
+    frame = make_ratings(rows)
+    return RatingColumns(*(frame[c].to_numpy() for c in RatingColumns._fields))
+
+
+def test_append_groups_counts_each_groups_changes_as_if_written_in_turn(
+    store: RatingsStore,
+) -> None:
+    store.ingest(base_data())  # (1, 10) is 4.0 at 100
+    groups = [
+        _group([(7, 10, 4.0, 10), (7, 11, 3.0, 10)]),  # two new pairs
+        _group([(7, 10, 4.0, 10)]),  # the same again: no change
+        _group([(7, 10, 2.0, 5)]),  # older than the stored one: ignored
+        _group([(7, 10, 5.0, 11), (8, 10, 1.0, 1)]),  # newer, and a new user
+        _group([(1, 10, 4.0, 100)]),  # identical to the ingested rating
+        _group([(1, 10, 2.5, 100), (1, 10, 3.0, 100)]),  # same time: the last one wins
+    ]
+    assert store.append_groups(groups) == [2, 0, 0, 2, 0, 1]
+    # No pair in two groups (PostgreSQL's single statement): each counts its own.
+    assert store.append_groups(
+        [_group([(9, 12, 3.0, 1)]), _group([(9, 13, 3.0, 1), (7, 11, 3.0, 10)])]
+    ) == [1, 1]
+    got = sorted_ratings(store).set_index(["user_id", "item_id"])
+    assert got.loc[(7, 10)].tolist() == [5.0, 11]
+    assert got.loc[(7, 11)].tolist() == [3.0, 10]
+    assert got.loc[(8, 10)].tolist() == [1.0, 1]
+    assert got.loc[(1, 10)].tolist() == [3.0, 100]
+    assert got.loc[(9, 13)].tolist() == [3.0, 1]
+    assert len(got) == 9
+
+
+def test_append_groups_refuses_the_whole_group_for_one_bad_rating(store: RatingsStore) -> None:
+    with pytest.raises(StoreError, match="no dataset"):
+        store.append_groups([_group([(7, 10, 3.0, 1)])])
+    store.ingest(base_data())
+    with pytest.raises(StoreError, match=r"not in the catalog, e\.g\. \[777\]"):
+        store.append_groups([_group([(7, 10, 3.0, 1)]), _group([(8, 777, 3.0, 1)])])
+    with pytest.raises(StoreError, match="rating scale"):
+        store.append_groups([_group([(7, 10, 3.0, 1)]), _group([(8, 11, 9.0, 1)])])
     assert store.stats().n_ratings == 4
 
 

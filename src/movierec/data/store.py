@@ -34,7 +34,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from movierec.data import group_writes
 from movierec.data import mysql as mysql_paths
+from movierec.data.group_writes import SQLITE_UPSERT as _SQLITE_UPSERT
+from movierec.data.group_writes import UPSERT_SET as _UPSERT_SET
 from movierec.data.schema import (
     RATING_COLUMNS,
     RATING_DTYPES,
@@ -184,16 +187,6 @@ _PG_TUPLE = np.dtype(
 # ~1.1M ratings per read query (heap pages hold ~136 rating tuples).
 _PG_READ_BLOCKS = 8192
 
-_UPSERT_SET = (
-    'rating = excluded.rating, "timestamp" = excluded."timestamp" '
-    'WHERE excluded."timestamp" >= ratings."timestamp" '
-    'AND (excluded.rating <> ratings.rating OR excluded."timestamp" <> ratings."timestamp")'
-)
-_SQLITE_UPSERT = (
-    'INSERT INTO ratings (user_id, item_id, rating, "timestamp") VALUES (?, ?, ?, ?) '
-    f"ON CONFLICT (user_id, item_id) DO UPDATE SET {_UPSERT_SET}"
-)
-
 
 class IngestReportLike(Protocol):
     """The parse report a source hands over with its data."""
@@ -322,15 +315,16 @@ _TRANSIENT_SQLSTATES = {"40P01", "40001"}
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` (a :class:`StoreError` or the driver's error under it) is a collision of
-    concurrent writers, worth running the same transaction again."""
+    """Whether ``exc`` (a :class:`StoreError` or the driver's error under it, wrapped by
+    SQLAlchemy or not) is a collision of concurrent writers, worth running the same transaction
+    again."""
     cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, sa.exc.DBAPIError):
+    while isinstance(cause, StoreError):
         cause = cause.__cause__
-    if cause is None:
+    orig = cause.orig if isinstance(cause, sa.exc.DBAPIError) else cause
+    if orig is None:
         return False
-    orig = cause.orig
-    code = orig.args[0] if orig is not None and orig.args else None
+    code = orig.args[0] if orig.args else None
     return (
         code in _TRANSIENT_MYSQL_CODES
         or getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
@@ -399,6 +393,25 @@ class RatingsStore:
                 yield conn
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"the ratings store refused a write: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _driver_write(self) -> Iterator[Any]:
+        """A write transaction on a pooled connection's driver connection itself (see
+        :mod:`movierec.data.group_writes`); the driver's errors become StoreError."""
+        pooled = self._engine.raw_connection()
+        raw: Any = pooled.driver_connection
+        try:
+            group_writes.begin(raw, self.dialect)
+            yield raw
+            raw.commit()
+        except self._engine.dialect.loaded_dbapi.Error as exc:
+            raw.rollback()
+            raise StoreError(f"the ratings store refused a write: {_first_line(exc)}") from exc
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            pooled.close()
 
     @contextmanager
     def _writers_turn(self) -> Iterator[None]:
@@ -634,9 +647,10 @@ class RatingsStore:
     def append_groups(self, groups: Sequence[RatingColumns]) -> list[int]:
         """Store several requests' ratings (canonical columns, timestamps given) in one commit.
 
-        Group commit: one transaction and one fsync for all of them. All or nothing: one bad
-        group fails the lot (a caller retries the groups one by one to find it). Columns, not
-        frames: pandas cost ~1 ms a request, as much as the rest of the request.
+        Group commit: one transaction and one fsync for all of them, on the driver's connection
+        with a fixed handful of statements (:mod:`movierec.data.group_writes`; MySQL through
+        SQLAlchemy, whose counts need a locking read). All or nothing: one bad group fails the
+        lot (a caller retries the groups one by one to find it).
 
         Returns:
             Each group's number of ratings inserted or updated, in order.
@@ -644,16 +658,24 @@ class RatingsStore:
         Raises:
             StoreError: as :meth:`append_many`.
         """
-        with self._writers_turn(), self._write() as conn:
-            whole = {c: np.concatenate([getattr(g, c) for g in groups]) for c in RATING_COLUMNS}
-            _check_scale(whole["rating"], _appendable_scale(conn))
-            _check_movies_exist(conn, whole["item_id"])
-            upsert = _SMALL_UPSERT[self.dialect]
-            ends = np.cumsum([len(group.user_id) for group in groups]).tolist()
-            return [
-                upsert(conn, _newest_per_pair({c: v[start:end] for c, v in whole.items()}))
-                for start, end in zip([0, *ends[:-1]], ends, strict=True)
-            ]
+        parts = [
+            _newest_per_pair({c: np.asarray(getattr(g, c)) for c in RATING_COLUMNS}) for g in groups
+        ]
+        ratings = np.concatenate([p["rating"] for p in parts])
+        movies = pd.unique(np.concatenate([p["item_id"] for p in parts]))
+        if self.dialect == "mysql":
+            with self._writers_turn(), self._write() as conn:
+                _check_scale(ratings, _appendable_scale(conn))
+                _check_movies_exist(conn, movies)
+                return [mysql_paths.upsert_small(conn, p) for p in parts]
+        with self._writers_turn(), self._driver_write() as raw:
+            scale = group_writes.stored_scale(raw, self.dialect, _META_SCALE)
+            if scale is None:
+                raise StoreError(_NO_DATASET)
+            _check_scale(ratings, scale)
+            known = group_writes.known_movies(raw, self.dialect, movies)
+            _raise_missing(movies[~np.isin(movies, known)])
+            return group_writes.upsert_groups(raw, self.dialect, parts)
 
     # ------------------------------------------------------------------ readers
 
@@ -798,11 +820,14 @@ def _with_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+_NO_DATASET = "the store holds no dataset yet: ingest one before appending"
+
+
 def _appendable_scale(conn: sa.Connection) -> tuple[float, float]:
     """The store's rating scale; StoreError when no dataset was ingested yet."""
     scale = _scale_of(_read_meta(conn))
     if scale is None:
-        raise StoreError("the store holds no dataset yet: ingest one before appending")
+        raise StoreError(_NO_DATASET)
     return scale
 
 
@@ -1032,7 +1057,11 @@ def _check_movies_exist(conn: sa.Connection, item_ids: np.ndarray) -> None:
     if len(wanted) <= MAX_LOOKED_UP_MOVIES:  # a few ids (live ratings): looked up by key
         query = query.where(movies_table.c.item_id.in_(wanted.tolist()))
     known = np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
-    missing = wanted[~np.isin(wanted, known)]
+    _raise_missing(wanted[~np.isin(wanted, known)])
+
+
+def _raise_missing(missing: np.ndarray) -> None:
+    """StoreError naming some of the ``missing`` rated movie ids, if any."""
     if len(missing):
         raise StoreError(
             f"{len(missing)} rated movie id(s) are not in the catalog, "
@@ -1059,15 +1088,6 @@ def _sqlite_upsert_ratings(
     inserted = raw.execute(count).fetchone()[0] - before
     updated = raw.total_changes - changes_before - inserted
     return inserted, updated, n - inserted - updated
-
-
-def _sqlite_upsert_small(conn: sa.Connection, cols: dict[str, np.ndarray]) -> int:
-    """Upsert a few ratings; the number inserted or updated (no ``count(*)``: a full scan)."""
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    changes_before = raw.total_changes  # rows the upsert's WHERE skipped are not changes
-    raw.executemany(_SQLITE_UPSERT, zip(*(cols[c].tolist() for c in RATING_COLUMNS), strict=True))
-    return int(raw.total_changes - changes_before)
 
 
 def _sqlite_read_ratings(conn: sa.Connection, since: int | None) -> pd.DataFrame:
@@ -1153,21 +1173,6 @@ def _pg_upsert_via_staging(
     ).one()
     conn.exec_driver_sql("DROP TABLE ratings_staging")
     return int(inserted), int(updated), len(cols["user_id"]) - inserted - updated
-
-
-def _pg_upsert_small(conn: sa.Connection, cols: dict[str, np.ndarray]) -> int:
-    """Upsert a few ratings in one statement (a staging table costs 3 more round trips);
-    the number inserted or updated (rows the upsert's WHERE skipped are not counted)."""
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO ratings SELECT * FROM "
-            "unnest(%s::bigint[], %s::bigint[], %s::real[], %s::bigint[]) "
-            f"ON CONFLICT (user_id, item_id) DO UPDATE SET {_UPSERT_SET}",
-            [cols[c].tolist() for c in RATING_COLUMNS],
-        )
-        return int(cursor.rowcount)
 
 
 def _pg_read_ratings(conn: sa.Connection, since: int | None) -> pd.DataFrame:
@@ -1261,12 +1266,6 @@ _BULK_UPSERT: dict[str, Callable[[sa.Connection, _RatingColumns], tuple[int, int
     "postgresql": _pg_upsert_via_staging,
     "mysql": mysql_paths.upsert_many,
     "sqlite": _sqlite_upsert_ratings,
-}
-# A request's few ratings: the number inserted or updated.
-_SMALL_UPSERT: dict[str, Callable[[sa.Connection, _RatingColumns], int]] = {
-    "postgresql": _pg_upsert_small,
-    "mysql": mysql_paths.upsert_small,
-    "sqlite": _sqlite_upsert_small,
 }
 _READ_RATINGS: dict[str, Callable[[sa.Connection, int | None], pd.DataFrame]] = {
     "postgresql": _pg_read_ratings,

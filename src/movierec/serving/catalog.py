@@ -7,6 +7,7 @@ arrays; no request queries the database for catalog data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,11 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.movie_ids)
+
+    @cached_property
+    def id_set(self) -> frozenset[int]:
+        """The movie ids as a set: a request's few ids are checked without numpy's overhead."""
+        return frozenset(self.movie_ids.tolist())
 
     def position(self, movie_id: int) -> int | None:
         """The row of ``movie_id``, or None when the catalog lacks it."""

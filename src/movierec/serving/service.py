@@ -17,6 +17,7 @@ restart forgets nothing, and the workers of one server tell each other through a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -527,26 +528,36 @@ class RecommenderService:
             InvalidRequestError: a rating off the store's scale.
             StoreError: the server is stopping (the future: the store refused the write).
         """
-        # Arrays, not a DataFrame: building one took as long as the rest of the request.
-        return self.submit_columns(
-            RatingColumns(
-                user_id=np.fromiter((e.user_id for e in events), np.int64, count=len(events)),
-                item_id=np.fromiter((e.movie_id for e in events), np.int64, count=len(events)),
-                rating=np.fromiter((e.rating for e in events), np.float32, count=len(events)),
-                timestamp=np.fromiter((e.timestamp for e in events), np.int64, count=len(events)),
-            )
+        return self._writer.submit(self._checked_columns(events))
+
+    async def store_ratings(self, events: list[RatingEvent]) -> int:
+        """:meth:`submit_ratings` awaited on the running loop: how many ratings changed."""
+        loop = asyncio.get_running_loop()
+        return await self._writer.submit_on(loop, self._checked_columns(events))
+
+    async def store_columns(self, ratings: RatingColumns) -> int:
+        """:meth:`store_ratings` of ratings already in columns."""
+        self._check_new_ratings(set(ratings.item_id.tolist()), set(ratings.rating.tolist()))
+        return await self._writer.submit_on(asyncio.get_running_loop(), ratings)
+
+    def _checked_columns(self, events: list[RatingEvent]) -> RatingColumns:
+        """``events`` as the writer's columns, once valid (see :meth:`submit_ratings`)."""
+        # Sets and lists, not numpy: numpy's calls cost more than a request's one rating does.
+        self._check_new_ratings({e.movie_id for e in events}, {e.rating for e in events})
+        return RatingColumns(
+            user_id=np.array([e.user_id for e in events], dtype=np.int64),
+            item_id=np.array([e.movie_id for e in events], dtype=np.int64),
+            rating=np.array([e.rating for e in events], dtype=np.float32),
+            timestamp=np.array([e.timestamp for e in events], dtype=np.int64),
         )
 
-    def submit_columns(self, ratings: RatingColumns) -> Future[int]:
-        """:meth:`submit_ratings` of ratings already in columns."""
-        movie_ids = ratings.item_id
-        missing = movie_ids[self._state.catalog.positions(movie_ids) < 0]
-        if len(missing):
-            raise NotFoundError(f"movie(s) not found: {sorted(set(missing.tolist()))[:10]}")
+    def _check_new_ratings(self, movie_ids: set[int], ratings: set[float]) -> None:
+        missing = movie_ids - self._state.catalog.id_set
+        if missing:
+            raise NotFoundError(f"movie(s) not found: {sorted(missing)[:10]}")
         if self._state.rating_scale is None:
             raise InvalidRequestError("the store holds no dataset yet: ingest one first")
-        self._check_scale(np.unique(ratings.rating).tolist())
-        return self._writer.submit(ratings)  # grouped with concurrent posts (group commit)
+        self._check_scale(ratings)
 
     def _ratings_committed(self, users: list[int]) -> None:
         """The writer stored these users' ratings: fold them in here and in the other workers."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
@@ -50,7 +49,7 @@ async def post_ratings(
     ]
     # Validated here (its errors are this request's); stored by the writer thread with the
     # other requests waiting (one commit), while this loop goes on answering.
-    changed = await asyncio.wrap_future(service.submit_ratings(events))
+    changed = await service.store_ratings(events)
     metrics.ratings.inc(len(events))
     stored = RatingsStored(
         received=len(events), changed=changed, user_ids=sorted({e.user_id for e in events})
@@ -77,7 +76,7 @@ async def generate_ratings(
         activity = await run_in_threadpool(generate_activity, service, body)
     except ActivityConflictError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    changed = await asyncio.wrap_future(service.submit_columns(activity.ratings))
+    changed = await service.store_columns(activity.ratings)
     metrics.ratings.inc(len(activity.ratings.user_id))
     return GeneratedRatings(
         received=len(activity.ratings.user_id),
