@@ -1,14 +1,18 @@
 """Live feedback benchmark: ``POST /ratings`` under load from wrk, on SQLite and PostgreSQL.
 
-On ``make run``'s data (ml-latest-small from ``MOVIEREC_DATASETS_DIR``) and a quick ALS model,
-for each store: ``GET /health`` (the HTTP floor, in the same run), one rating per request at
-concurrency 32 (ratings/s, p50/p99, errors: every answer must be a 201, durable when sent), then
-``GET /users/{id}/recommendations`` at concurrency 32 while ~1,000 ratings/s are posted beside it
-(32 connections, wrk's per-request ``delay``). The server runs ``--workers`` workers, by default
-one per core as ``movierec serve`` and ``make run`` do. PostgreSQL: a database of its own at
-``--pg`` (trust auth), dropped afterwards.
+What ``make run`` serves (``--model champion``, the default: params.yaml's pipeline on
+ml-latest-small from ``--datasets-dir``, its champion registered and served; ``--model als``: a
+quick ALS instead), for each store: ``GET /health`` (the HTTP floor, in the same run), one
+rating per request at concurrency 32 (ratings/s, p50/p99, errors: every answer must be a 201,
+durable when sent), then ``GET /users/{id}/recommendations`` at concurrency 32 while at least
+1,000 ratings/s are posted beside it (64 connections, wrk's per-request ``delay``; the rate
+reached is reported). The server runs ``--workers`` workers, by default one per core as
+``movierec serve`` and ``make run`` do, and is measured once it idles after start-up (its top-N
+lists are computed by then). PostgreSQL: a database of its own at ``--pg`` (trust auth),
+dropped afterwards.
 
-Run: ``.venv/bin/python benchmarks/feedback.py [--seconds 10] [--pg URL|none] [--workers N]``.
+Run: ``.venv/bin/python benchmarks/feedback.py [--seconds 10] [--pg URL|none] [--workers N]
+[--model champion|als]``.
 """
 
 from __future__ import annotations
@@ -23,16 +27,16 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from serving import _cli, _environment, _free_port, _get_status, require_wrk
+from serving import Server, _cli, _environment, require_wrk
 
 TARGET_RATINGS_PER_S = 5_000.0
 TARGET_WRITE_P99_MS = 50.0
 TARGET_READ_P99_MS = 20.0
 POSTED_BESIDE_READS = 1_000  # ratings/s, as the issue's target states
-WRITER_CONNECTIONS = 32
-# wrk waits ``delay`` ms between a connection's posts, after its answer: aim 30% over the rate
-# when answers are instant, so that ~1,000 posts/s still go out when they take ~8 ms.
-BESIDE_PAUSE_MS = int(1000 * WRITER_CONNECTIONS / (1.3 * POSTED_BESIDE_READS))
+WRITER_CONNECTIONS = 64
+# wrk waits ``delay`` ms between a connection's posts, after its answer: a cycle is the pause
+# and the answer's time, so the pause leaves room for answers of up to ~20 ms beside the reads.
+BESIDE_PAUSE_MS = int(1000 * WRITER_CONNECTIONS / POSTED_BESIDE_READS) - 20
 
 # ``-- SEED USERS_FILE MOVIES_FILE ROUTE DELAY_MS``: posts (one rating each, users drawn from
 # far above the data's ids so every post is a real insert), reads or health checks.
@@ -65,9 +69,15 @@ end
 """
 
 
-def prepare(env: dict[str, str]) -> None:
-    """ml-latest-small into the store and a quick ALS model in the data dir."""
-    for command in (["ingest", "movielens", "ml-latest-small"], ["train", "-m", "als"]):
+def prepare(env: dict[str, str], model: str) -> None:
+    """ml-latest-small into the store and a model to serve: the pipeline's registered champion,
+    as ``make run`` trains it, or a quick ALS in the data dir."""
+    config = Path(__file__).resolve().parents[1] / "params.yaml"
+    commands = {
+        "champion": [["pipeline", "run", "--config", str(config)]],
+        "als": [["ingest", "movielens", "ml-latest-small"], ["train", "-m", "als"]],
+    }[model]
+    for command in commands:
         subprocess.run([_cli(), *command], env=env, check=True, capture_output=True)
 
 
@@ -97,30 +107,19 @@ def finish(process: subprocess.Popen[str]) -> dict[str, float]:
 
 
 def measure(
-    env: dict[str, str], files: list[Path], seconds: float, workers: int
+    data_dir: Path, database_url: str | None, files: list[Path], seconds: float, workers: int
 ) -> dict[str, dict]:
-    """The store's figures: health, posts alone, reads beside ~1,000 posts/s."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [_cli(), "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        while _get_status(f"{url}/ready") != 200:
-            if server.poll() is not None:
-                raise RuntimeError("the server exited")
+    """The store's figures: health, posts alone, reads beside 1,000+ posts/s."""
+    with Server(data_dir, workers, database_url=database_url) as server:
+        server.wait_ready()
+        server.wait_quiet()
+        url = server.url
         out = {"health": finish(wrk(url, files, "health", 32, seconds, pause=0))}
         out["rate"] = finish(wrk(url, files, "rate", 32, seconds, pause=0))
         writes = wrk(url, files, "rate", WRITER_CONNECTIONS, seconds, pause=BESIDE_PAUSE_MS)
         out["read"] = finish(wrk(url, files, "read", 32, seconds, pause=0))
         out["rate_beside_reads"] = finish(writes)
         return out
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def backend(name: str, pg: str, folder: Path) -> tuple[dict[str, str], str | None]:
@@ -149,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--datasets-dir", default="/work/shared/datasets")
+    parser.add_argument("--model", choices=["champion", "als"], default="champion")
     parser.add_argument(
         "--workers",
         type=int,
@@ -165,9 +165,15 @@ def main(argv: list[str] | None = None) -> int:
             env, database = backend(name, args.pg, folder)
             env["MOVIEREC_DATASETS_DIR"] = args.datasets_dir
             try:
-                prepare(env)
+                prepare(env, args.model)
                 _id_files(env, files)
-                results[name] = measure(env, files, args.seconds, args.workers)
+                results[name] = measure(
+                    folder / name,
+                    env.get("MOVIEREC_DATABASE_URL"),
+                    files,
+                    args.seconds,
+                    args.workers,
+                )
             finally:
                 if database is not None:
                     drop(args.pg, database)

@@ -391,16 +391,25 @@ class Server:
     """``movierec serve`` in a subprocess, as a user starts it; a context manager."""
 
     def __init__(
-        self, data_dir: Path, workers: int, *, monitor: bool = True, impressions: float = 1.0
+        self,
+        data_dir: Path,
+        workers: int,
+        *,
+        monitor: bool = True,
+        impressions: float = 1.0,
+        database_url: str | None = None,
     ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         command = [_cli(), "serve", "--port", str(self.port), "--workers", str(workers)]
+        env = _environment(data_dir, monitor=monitor, impressions=impressions)
+        if database_url is not None:  # the store, where not the data dir's SQLite file
+            env["MOVIEREC_DATABASE_URL"] = database_url
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             command,
-            env=_environment(data_dir, monitor=monitor, impressions=impressions),
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -273,13 +273,16 @@ def test_append_groups_counts_each_groups_changes_as_if_written_in_turn(
     assert store.append_groups(
         [_group([(9, 12, 3.0, 1)]), _group([(9, 13, 3.0, 1), (7, 11, 3.0, 10)])]
     ) == [1, 1]
+    # A rating no float holds exactly, posted twice: the same, not a change.
+    assert store.append_groups([_group([(9, 11, 3.7, 5)])]) == [1]
+    assert store.append_groups([_group([(9, 11, 3.7, 5)]), _group([(9, 11, 3.7, 4)])]) == [0, 0]
     got = sorted_ratings(store).set_index(["user_id", "item_id"])
     assert got.loc[(7, 10)].tolist() == [5.0, 11]
     assert got.loc[(7, 11)].tolist() == [3.0, 10]
     assert got.loc[(8, 10)].tolist() == [1.0, 1]
     assert got.loc[(1, 10)].tolist() == [3.0, 100]
     assert got.loc[(9, 13)].tolist() == [3.0, 1]
-    assert len(got) == 9
+    assert len(got) == 10
 
 
 def test_append_groups_refuses_the_whole_group_for_one_bad_rating(store: RatingsStore) -> None:

@@ -7,8 +7,7 @@ beside a ~190 µs request, so a server took 2,300-2,900 ratings/s where it answe
 the writes skipped (``benchmarks/feedback.py``). Most of it was not SQL but the GIL: each driver
 call gives the GIL up and must win it back from the thread answering requests, a wait of up to
 a switch interval each time. So a group here is a fixed handful of driver calls, whatever its
-size: read the scale and the known movies, read the group's pairs already stored, write every
-rating in one statement.
+size: one statement reads what the checks need, one writes every rating, then the commit.
 
 Each request still gets its own count of ratings inserted or updated. A stored rating changes
 only for a newer-or-equal timestamp that changes it (``UPSERT_SET``, the same rule as every
@@ -23,6 +22,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,29 +45,35 @@ Columns = dict[str, np.ndarray]
 Pair = tuple[int, int]
 Rows = list[list[Any]]  # (user, item, rating, timestamp) as Python values
 
-# The group's rows travel as one JSON array: one parameter, one prepared statement, however
-# many rows (``WHERE true`` keeps SQLite from reading ON CONFLICT as a join's ON).
-_SQLITE_ROWS = (
-    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-    "json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?) WHERE true"
-)
+# A group reads what its checks need in one statement of one row (each driver call gives the GIL
+# up, and each row a SQLite cursor steps through is a call): the rating scale, the rated movies
+# the catalog lacks and, on SQLite, the group's pairs already stored. The group's rows travel as
+# one JSON array on SQLite, as arrays on PostgreSQL: one parameter, one prepared statement,
+# however many rows (``WHERE true`` keeps SQLite from reading ON CONFLICT as a join's ON).
+_ITEM = "json_extract(j.value, '$[1]')"
 _SQL = {
     "sqlite": {
-        "scale": "SELECT value FROM dataset_meta WHERE key = ?",
-        "known": "SELECT item_id FROM movies WHERE item_id IN (SELECT value FROM json_each(?))",
-        "stored": (
-            'SELECT r.user_id, r.item_id, r.rating, r."timestamp" FROM json_each(?) AS j '
-            "JOIN ratings AS r ON r.user_id = json_extract(j.value, '$[0]') "
-            "AND r.item_id = json_extract(j.value, '$[1]')"
+        "read": (
+            "SELECT (SELECT value FROM dataset_meta WHERE key = ?1), "
+            f"(SELECT json_group_array(DISTINCT {_ITEM}) FROM json_each(?2) AS j "
+            f"WHERE NOT EXISTS (SELECT 1 FROM movies AS m WHERE m.item_id = {_ITEM})), "
+            '(SELECT json_group_array(json_array(r.user_id, r.item_id, r.rating, r."timestamp")) '
+            "FROM json_each(?2) AS j JOIN ratings AS r "
+            f"ON r.user_id = json_extract(j.value, '$[0]') AND r.item_id = {_ITEM})"
         ),
         "upsert": (
-            f'INSERT INTO ratings (user_id, item_id, rating, "timestamp") {_SQLITE_ROWS} '
+            'INSERT INTO ratings (user_id, item_id, rating, "timestamp") '
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?) WHERE true "
             f"ON CONFLICT (user_id, item_id) DO UPDATE SET {UPSERT_SET}"
         ),
     },
     "postgresql": {
-        "scale": "SELECT value FROM dataset_meta WHERE key = %s",
-        "known": "SELECT item_id FROM movies WHERE item_id = ANY(%s)",
+        "read": (
+            "SELECT (SELECT value FROM dataset_meta WHERE key = %s), "
+            "ARRAY(SELECT DISTINCT i FROM unnest(%s::bigint[]) AS i "
+            "WHERE NOT EXISTS (SELECT 1 FROM movies WHERE item_id = i))"
+        ),
         "upsert": (
             "INSERT INTO ratings SELECT * FROM "
             "unnest(%s::bigint[], %s::bigint[], %s::real[], %s::bigint[]) "
@@ -78,39 +84,42 @@ _SQL = {
 }
 
 
+@dataclass(frozen=True)
+class GroupRead:
+    """What a group's checks and counts need from the store, read in its transaction."""
+
+    scale: tuple[float, float] | None  # None before any dataset
+    missing_movies: list[int]  # rated movies the catalog lacks
+    stored: dict[Pair, tuple[float, int]]  # SQLite: the group's pairs stored already
+
+
 def begin(raw: Any, dialect: str) -> None:
     """Open the write transaction (PostgreSQL's driver opens one with the first statement)."""
     if dialect == "sqlite":
         raw.execute("BEGIN IMMEDIATE")  # the write lock now: no late upgrade, no deadlock
 
 
-def stored_scale(raw: Any, dialect: str, key: str) -> tuple[float, float] | None:
-    """The store's rating scale (the dataset_meta ``key``), None before any dataset."""
-    row = _fetch(raw, _SQL[dialect]["scale"], (key,))
-    if not row:
-        return None
-    low, high = json.loads(row[0][0])
-    return float(low), float(high)
-
-
-def known_movies(raw: Any, dialect: str, item_ids: np.ndarray) -> np.ndarray:
-    """Those of the distinct ``item_ids`` the catalog holds."""
-    ids = item_ids.tolist()
-    rows = _fetch(raw, _SQL[dialect]["known"], (json.dumps(ids) if dialect == "sqlite" else ids,))
-    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-
-
-def upsert_groups(raw: Any, dialect: str, groups: Sequence[Columns]) -> list[int]:
-    """Write every group's ratings in one statement; each group's number of ratings inserted
-    or updated. A group's pairs are distinct (the newest rating per pair kept)."""
-    rows = [columns_rows(g) for g in groups]
+def read_group(raw: Any, dialect: str, scale_key: str, rows: list[Rows]) -> GroupRead:
+    """The scale (the dataset_meta ``scale_key``), missing movies and stored pairs of ``rows``."""
     if dialect == "sqlite":
         everything = json.dumps([row for part in rows for row in part])
-        found = _fetch(raw, _SQL[dialect]["stored"], (everything,))
-        stored = {(u, i): (r, t) for u, i, r, t in found}
-        raw.execute(_SQL[dialect]["upsert"], (everything,))
-        return changed_counts(rows, stored)
-    return _pg_upsert(raw, groups, rows)
+        scale, missing, found = _fetch(raw, _SQL[dialect]["read"], (scale_key, everything))[0]
+        # Stored ratings come back through JSON's 15 digits; every rating was a float32 once,
+        # which that text still names exactly: the float32 it was is the value compared.
+        stored = {(u, i): (_as_float32(r), t) for u, i, r, t in json.loads(found)}
+        return GroupRead(_scale(scale), json.loads(missing), stored)
+    items = [row[1] for part in rows for row in part]
+    scale, missing = _fetch(raw, _SQL[dialect]["read"], (scale_key, items))[0]
+    return GroupRead(_scale(scale), list(missing), {})
+
+
+def upsert_groups(raw: Any, dialect: str, rows: list[Rows], read: GroupRead) -> list[int]:
+    """Write every group's rows in one statement; each group's number of ratings inserted or
+    updated. A group's pairs are distinct (the newest rating per pair kept)."""
+    if dialect == "sqlite":
+        raw.execute(_SQL[dialect]["upsert"], (json.dumps([r for part in rows for r in part]),))
+        return changed_counts(rows, read.stored)
+    return _pg_upsert(raw, rows)
 
 
 def columns_rows(columns: Columns) -> Rows:
@@ -134,22 +143,33 @@ def changed_counts(groups: list[Rows], stored: dict[Pair, tuple[float, int]]) ->
     return counts
 
 
-def _pg_upsert(raw: Any, groups: Sequence[Columns], rows: list[Rows]) -> list[int]:
+def _pg_upsert(raw: Any, rows: list[Rows]) -> list[int]:
     """One ``RETURNING`` statement when no pair is in two groups (it cannot change a row
     twice); else a statement per group, in order."""
     owner: dict[Pair, int] = {}
     for index, part in enumerate(rows):
         for user, item, *_ in part:
             if owner.setdefault((user, item), index) != index:
-                return [_pg_returning(raw, [g], [p])[0] for g, p in zip(groups, rows, strict=True)]
-    return _pg_returning(raw, groups, rows)
+                return [_pg_returning(raw, [part])[0] for part in rows]
+    return _pg_returning(raw, rows)
 
 
-def _pg_returning(raw: Any, groups: Sequence[Columns], rows: list[Rows]) -> list[int]:
+def _pg_returning(raw: Any, rows: list[Rows]) -> list[int]:
     owner = {(row[0], row[1]): index for index, part in enumerate(rows) for row in part}
-    arrays = [np.concatenate([g[c] for g in groups]).tolist() for c in RATING_COLUMNS]
+    arrays = [list(column) for column in zip(*(row for part in rows for row in part), strict=True)]
     changed = Counter(owner[(u, i)] for u, i in _fetch(raw, _SQL["postgresql"]["upsert"], arrays))
-    return [changed[index] for index in range(len(groups))]
+    return [changed[index] for index in range(len(rows))]
+
+
+def _scale(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    low, high = json.loads(value)
+    return float(low), float(high)
+
+
+def _as_float32(value: float) -> float:
+    return float(np.float32(value))
 
 
 def _fetch(raw: Any, sql: str, params: Sequence[Any]) -> list[Any]:

@@ -668,14 +668,14 @@ class RatingsStore:
                 _check_scale(ratings, _appendable_scale(conn))
                 _check_movies_exist(conn, movies)
                 return [mysql_paths.upsert_small(conn, p) for p in parts]
+        rows = [group_writes.columns_rows(p) for p in parts]
         with self._writers_turn(), self._driver_write() as raw:
-            scale = group_writes.stored_scale(raw, self.dialect, _META_SCALE)
-            if scale is None:
+            read = group_writes.read_group(raw, self.dialect, _META_SCALE, rows)
+            if read.scale is None:
                 raise StoreError(_NO_DATASET)
-            _check_scale(ratings, scale)
-            known = group_writes.known_movies(raw, self.dialect, movies)
-            _raise_missing(movies[~np.isin(movies, known)])
-            return group_writes.upsert_groups(raw, self.dialect, parts)
+            _check_scale(ratings, read.scale)
+            _raise_missing(np.asarray(read.missing_movies, dtype=np.int64))
+            return group_writes.upsert_groups(raw, self.dialect, rows, read)
 
     # ------------------------------------------------------------------ readers
 

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from movierec.data.store import RatingColumns, is_transient
@@ -60,7 +60,7 @@ class _Pending:
     """One request's ratings and the future its answer waits on."""
 
     ratings: RatingColumns
-    future: Future[int] | asyncio.Future[int] = field(default_factory=Future)
+    future: Future[int] | asyncio.Future[int]
 
 
 class RatingWriter:
