@@ -57,7 +57,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,9 @@ K = 10
 ROUTES = ("user", "anonymous", "similar")
 REFERENCE = "health"  # GET /health: the framework's own ceiling, not judged
 TARGET_RPS = 1_000.0
+CHAMPION_TARGET_RPS = 3_000.0  # what `make run` serves must do more (issue 14)
+HEAVY_USER = "heavy user"  # the user with the most ratings, alone: each answer under 2 ms
+HEAVY_TARGET_P50_MS = 2.0
 TARGET_P99_MS = 20.0
 TARGET_RSS_BYTES = 2 * GB
 TARGET_READY_S = 10.0
@@ -177,6 +180,7 @@ class Naive:
 
 @dataclass
 class Results:
+    target_rps: float = TARGET_RPS
     starts: list[ServerStart] = field(default_factory=list)
     runs: list[LoadRun] = field(default_factory=list)
     naive: Naive | None = None
@@ -304,11 +308,20 @@ def _model_ids(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_id_files(data_dir: Path, folder: Path) -> dict[str, Path]:
-    """The external user and movie ids of the model, one a line, for the Lua script."""
+    """The external user and movie ids of the model, one a line, for the Lua script, and the
+    known user with the most ratings in the store alone."""
     users, items = _model_ids(data_dir)
-    paths = {"users": folder / "users.txt", "items": folder / "items.txt"}
+    paths = {
+        "users": folder / "users.txt",
+        "items": folder / "items.txt",
+        "heavy": folder / "heavy.txt",
+    }
     np.savetxt(paths["users"], users, fmt="%d")
     np.savetxt(paths["items"], items, fmt="%d")
+    with sqlite3.connect(data_dir / "movierec.db") as db:
+        counts = dict(db.execute("SELECT user_id, count(*) FROM ratings GROUP BY user_id"))
+    heaviest = max(users.tolist(), key=lambda user: counts.get(user, 0))
+    paths["heavy"].write_text(f"{heaviest}\n")
     return paths
 
 
@@ -621,14 +634,23 @@ def measure_server(
             for concurrency in args.concurrency:
                 run = run_wrk(*target, concurrency=concurrency, seconds=args.duration, args=args)
                 results.runs.append(run)
-                print(
-                    f"  {route:<10} c={concurrency:<3} {run.rps:8,.0f} req/s  p50"
-                    f" {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  errors {run.errors}"
-                    f"  RSS {run.rss_bytes / GB:.2f} GB  load {run.load_1min:.1f}"
-                    f"  steal {_percent(run.steal_pct)}  split {_split(run.split)}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                _print_run(run)
+        # The user with the most ratings, alone (one connection): each answer's own time.
+        heavy = run_wrk(server, script, ids["heavy"], "user", concurrency=1,
+                        seconds=args.duration, args=args)  # fmt: skip
+        results.runs.append(replace(heavy, route=HEAVY_USER))
+        _print_run(results.runs[-1])
+
+
+def _print_run(run: LoadRun) -> None:
+    print(
+        f"  {run.route:<10} c={run.concurrency:<3} {run.rps:8,.0f} req/s  p50"
+        f" {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  errors {run.errors}"
+        f"  RSS {run.rss_bytes / GB:.2f} GB  load {run.load_1min:.1f}"
+        f"  steal {_percent(run.steal_pct)}  split {_split(run.split)}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def measure_monitor_cost(
@@ -748,9 +770,13 @@ def judge(results: Results) -> None:
             continue
         ok = run.errors == 0 and run.rss_bytes < TARGET_RSS_BYTES
         run.target = "0 errors, RSS < 2 GB"
+        rps = results.target_rps
         if run.concurrency == TARGET_CONCURRENCY:
-            run.target = f">= {TARGET_RPS:,.0f} req/s, p99 < {TARGET_P99_MS:g} ms, " + run.target
-            ok = ok and run.rps >= TARGET_RPS and run.p99_ms < TARGET_P99_MS
+            run.target = f">= {rps:,.0f} req/s, p99 < {TARGET_P99_MS:g} ms, " + run.target
+            ok = ok and run.rps >= rps and run.p99_ms < TARGET_P99_MS
+        if run.route == HEAVY_USER:
+            run.target = f"p50 < {HEAVY_TARGET_P50_MS:g} ms, " + run.target
+            ok = ok and run.p50_ms < HEAVY_TARGET_P50_MS
         run.passed = ok
     for start in results.starts:
         start.passed = start.all_workers_s <= TARGET_READY_S
@@ -925,7 +951,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data_dir = args.work_dir / "data"
         prepare(args, data_dir)
-    results = Results()
+    results = Results(target_rps=CHAMPION_TARGET_RPS if args.champion else TARGET_RPS)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="movierec-wrk-") as scratch:
         for workers in [] if args.monitor_only else args.workers:

@@ -41,7 +41,6 @@ SQLITE_UPSERT = (
     f"ON CONFLICT (user_id, item_id) DO UPDATE SET {UPSERT_SET}"
 )
 
-Columns = dict[str, np.ndarray]
 Pair = tuple[int, int]
 Rows = list[list[Any]]  # (user, item, rating, timestamp) as Python values
 
@@ -102,7 +101,7 @@ def begin(raw: Any, dialect: str) -> None:
 def read_group(raw: Any, dialect: str, scale_key: str, rows: list[Rows]) -> GroupRead:
     """The scale (the dataset_meta ``scale_key``), missing movies and stored pairs of ``rows``."""
     if dialect == "sqlite":
-        everything = json.dumps([row for part in rows for row in part])
+        everything = _sqlite_rows(rows)
         scale, missing, found = _fetch(raw, _SQL[dialect]["read"], (scale_key, everything))[0]
         # Stored ratings come back through JSON's 15 digits; every rating was a float32 once,
         # which that text still names exactly: the float32 it was is the value compared.
@@ -117,14 +116,22 @@ def upsert_groups(raw: Any, dialect: str, rows: list[Rows], read: GroupRead) -> 
     """Write every group's rows in one statement; each group's number of ratings inserted or
     updated. A group's pairs are distinct (the newest rating per pair kept)."""
     if dialect == "sqlite":
-        raw.execute(_SQL[dialect]["upsert"], (json.dumps([r for part in rows for r in part]),))
+        raw.execute(_SQL[dialect]["upsert"], (_sqlite_rows(rows),))
         return changed_counts(rows, read.stored)
     return _pg_upsert(raw, rows)
 
 
-def columns_rows(columns: Columns) -> Rows:
-    """The rows (user, item, rating, timestamp) of canonical rating columns, as Python values."""
-    return [list(row) for row in zip(*(columns[c].tolist() for c in RATING_COLUMNS), strict=True)]
+def newest_rows(columns: Any) -> Rows:
+    """One request's ratings (columns ``user_id``, ``item_id``, ``rating``, ``timestamp``) as
+    rows of Python values, the newest per (user, movie) pair kept (the last of equal times, as
+    every append keeps)."""
+    newest: dict[Pair, list[Any]] = {}
+    values = (np.asarray(getattr(columns, c)).tolist() for c in RATING_COLUMNS)
+    for user, item, rating, timestamp in zip(*values, strict=True):
+        old = newest.get((user, item))
+        if old is None or timestamp >= old[3]:
+            newest[(user, item)] = [user, item, rating, timestamp]
+    return list(newest.values())
 
 
 def changed_counts(groups: list[Rows], stored: dict[Pair, tuple[float, int]]) -> list[int]:
@@ -159,6 +166,10 @@ def _pg_returning(raw: Any, rows: list[Rows]) -> list[int]:
     arrays = [list(column) for column in zip(*(row for part in rows for row in part), strict=True)]
     changed = Counter(owner[(u, i)] for u, i in _fetch(raw, _SQL["postgresql"]["upsert"], arrays))
     return [changed[index] for index in range(len(rows))]
+
+
+def _sqlite_rows(rows: list[Rows]) -> str:
+    return json.dumps([row for part in rows for row in part])
 
 
 def _scale(value: str | None) -> tuple[float, float] | None:
