@@ -606,13 +606,48 @@ def item_item_block(
     sources: npt.NDArray[np.int64],
     targets: npt.NDArray[np.int64] | None,
 ) -> npt.NDArray[np.float32]:
-    """``weights[sources][:, targets]`` as a new dense float32 array (every column for None)."""
+    """``weights[sources][:, targets]`` as a new dense float32 array (every column for None).
+
+    A block of a few sources and targets (a recommendation's reasons) is gathered directly:
+    taking the source rows first copied whole catalogue-long rows (dense: ~65 µs for 60 x 10 on
+    ml-latest-small, against ~6 µs) or went through scipy's fancy indexing (sparse: ~93 µs,
+    against ~7 µs compiled).
+    """
+    if targets is not None and isinstance(weights, np.ndarray):
+        return np.asarray(weights[np.ix_(sources, targets)], dtype=np.float32)
+    if (
+        targets is not None
+        and isinstance(weights, sp.csr_array | sp.csr_matrix)
+        and weights.has_sorted_indices
+    ):
+        data = np.asarray(weights.data)
+        return _csr_block(weights.indptr, weights.indices, data, sources, targets)
     rows = weights[sources]
     if targets is not None:
         rows = rows[:, targets]
     return np.array(
         rows.toarray() if isinstance(rows, sp.sparray | sp.spmatrix) else rows, dtype=np.float32
     )
+
+
+@njit(cache=True)
+def _csr_block(
+    indptr: npt.NDArray[np.int32],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    sources: npt.NDArray[np.int64],
+    targets: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float32]:
+    """``csr[sources][:, targets]`` dense, each target found in a source row by bisection."""
+    out = np.zeros((len(sources), len(targets)), dtype=np.float32)
+    for s in range(len(sources)):
+        start, stop = indptr[sources[s]], indptr[sources[s] + 1]
+        row = indices[start:stop]
+        for t in range(len(targets)):
+            at = np.searchsorted(row, targets[t])
+            if at < len(row) and row[at] == targets[t]:
+                out[s, t] = data[start + at]
+    return out
 
 
 @njit(cache=True, fastmath=True)  # an explanation's sums: their order does not matter
