@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                 prepare(env, args.model)
                 if database is not None:
                     settle(env["MOVIEREC_DATABASE_URL"])
+                # The preparation leaves ~200 MB of written pages in the page cache, which the
+                # kernel writes back 30 s later, in the middle of the measured runs: the posts'
+                # fsyncs then waited 20-150 ms behind it (a p99 of 80-280 ms in half the runs).
+                os.sync()
                 _id_files(env, files)
                 results[name] = measure(
                     folder / name,
