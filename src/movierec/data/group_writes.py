@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from movierec.data.schema import RATING_COLUMNS
+from movierec.data.schema import RATING_COLUMNS, RATING_DTYPES
 
 UPSERT_SET = (
     'rating = excluded.rating, "timestamp" = excluded."timestamp" '
@@ -126,7 +126,8 @@ def newest_rows(columns: Any) -> Rows:
     rows of Python values, the newest per (user, movie) pair kept (the last of equal times, as
     every append keeps)."""
     newest: dict[Pair, list[Any]] = {}
-    values = (np.asarray(getattr(columns, c)).tolist() for c in RATING_COLUMNS)
+    # In the store's own types: a rating is the float32 it will be once stored.
+    values = (np.asarray(getattr(columns, c), RATING_DTYPES[c]).tolist() for c in RATING_COLUMNS)
     for user, item, rating, timestamp in zip(*values, strict=True):
         old = newest.get((user, item))
         if old is None or timestamp >= old[3]:

@@ -355,6 +355,7 @@ class RatingsStore:
         self.url = url
         self._engine = _make_engine(url)
         self._live: sa.PoolProxiedConnection | None = None  # the live writer's connection
+        self._live_pool: sa.Pool | None = None
         self._live_lock = threading.Lock()
         name = self._engine.dialect.name
         # "mysql" for MariaDB too (a mariadb:// URL names it "mariadb"): the same SQL serves both.
@@ -382,6 +383,9 @@ class RatingsStore:
             if self._live is not None:
                 self._live.close()
                 self._live = None
+            if self._live_pool is not None:
+                self._live_pool.dispose()
+                self._live_pool = None
         self._engine.dispose()
 
     def __enter__(self) -> Self:
@@ -410,7 +414,12 @@ class RatingsStore:
         for each group cost a fifth of the writer's time."""
         with self._live_lock:
             if self._live is None:
-                self._live = self._engine.raw_connection()
+                if self._live_pool is None:
+                    # A pool of its own, alike (same connect events): the writer keeps its
+                    # connection out of the pool the reads share, whose idle ones stay theirs
+                    # (readiness still answers while a database refuses new connections).
+                    self._live_pool = self._engine.pool.recreate()
+                self._live = self._live_pool.connect()
             raw: Any = self._live.driver_connection
             try:
                 group_writes.begin(raw, self.dialect)
