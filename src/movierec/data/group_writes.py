@@ -90,6 +90,7 @@ class GroupRead:
     scale: tuple[float, float] | None  # None before any dataset
     missing_movies: list[int]  # rated movies the catalog lacks
     stored: dict[Pair, tuple[float, int]]  # SQLite: the group's pairs stored already
+    sent: str = ""  # SQLite: the group's rows as the JSON both statements take
 
 
 def begin(raw: Any, dialect: str) -> None:
@@ -101,12 +102,12 @@ def begin(raw: Any, dialect: str) -> None:
 def read_group(raw: Any, dialect: str, scale_key: str, rows: list[Rows]) -> GroupRead:
     """The scale (the dataset_meta ``scale_key``), missing movies and stored pairs of ``rows``."""
     if dialect == "sqlite":
-        everything = _sqlite_rows(rows)
+        everything = json.dumps([row for part in rows for row in part])
         scale, missing, found = _fetch(raw, _SQL[dialect]["read"], (scale_key, everything))[0]
         # Stored ratings come back through JSON's 15 digits; every rating was a float32 once,
         # which that text still names exactly: the float32 it was is the value compared.
         stored = {(u, i): (_as_float32(r), t) for u, i, r, t in json.loads(found)}
-        return GroupRead(_scale(scale), json.loads(missing), stored)
+        return GroupRead(_scale(scale), json.loads(missing), stored, everything)
     items = [row[1] for part in rows for row in part]
     scale, missing = _fetch(raw, _SQL[dialect]["read"], (scale_key, items))[0]
     return GroupRead(_scale(scale), list(missing), {})
@@ -116,7 +117,7 @@ def upsert_groups(raw: Any, dialect: str, rows: list[Rows], read: GroupRead) -> 
     """Write every group's rows in one statement; each group's number of ratings inserted or
     updated. A group's pairs are distinct (the newest rating per pair kept)."""
     if dialect == "sqlite":
-        raw.execute(_SQL[dialect]["upsert"], (_sqlite_rows(rows),))
+        raw.execute(_SQL[dialect]["upsert"], (read.sent,))
         return changed_counts(rows, read.stored)
     return _pg_upsert(raw, rows)
 
@@ -167,10 +168,6 @@ def _pg_returning(raw: Any, rows: list[Rows]) -> list[int]:
     arrays = [list(column) for column in zip(*(row for part in rows for row in part), strict=True)]
     changed = Counter(owner[(u, i)] for u, i in _fetch(raw, _SQL["postgresql"]["upsert"], arrays))
     return [changed[index] for index in range(len(rows))]
-
-
-def _sqlite_rows(rows: list[Rows]) -> str:
-    return json.dumps([row for part in rows for row in part])
 
 
 def _scale(value: str | None) -> tuple[float, float] | None:

@@ -532,8 +532,8 @@ class RecommenderService:
 
     async def store_ratings(self, events: list[RatingEvent]) -> int:
         """:meth:`submit_ratings` awaited on the running loop: how many ratings changed."""
-        loop = asyncio.get_running_loop()
-        return await self._writer.submit_on(loop, self._checked_columns(events))
+        columns = self._checked_columns(events)
+        return await self._writer.submit_on(asyncio.get_running_loop(), columns)
 
     async def store_columns(self, ratings: RatingColumns) -> int:
         """:meth:`store_ratings` of ratings already in columns."""
