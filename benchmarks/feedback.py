@@ -140,9 +140,8 @@ def backend(name: str, pg: str, folder: Path) -> tuple[dict[str, str], str | Non
 
 
 def settle(url: str) -> None:
-    """Vacuum, analyse and checkpoint the freshly loaded database: the autovacuum and the
-    checkpoint a 100k-rating load sets off would otherwise land in the measured runs (a p99
-    of 150-200 ms on posts, against ~12 ms once settled)."""
+    """Vacuum, analyse and checkpoint the freshly loaded database, so that the autovacuum and
+    the checkpoint a 100k-rating load sets off do not run inside the measured runs."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.exec_driver_sql("VACUUM (ANALYZE)")
@@ -199,7 +198,26 @@ def main(argv: list[str] | None = None) -> int:
                     drop(args.pg, database)
             print(name, json.dumps(results[name], indent=1), flush=True)
     print(json.dumps(results))
+    print("\n".join(verdicts(results)))
     return 0
+
+
+def verdicts(results: dict[str, dict]) -> list[str]:
+    """Per store: the rates beside the health route's (the HTTP floor), and each target met."""
+    lines = []
+    for name, runs in results.items():
+        rate, read, beside = runs["rate"], runs["read"], runs["rate_beside_reads"]
+        write_ok = rate["rps"] >= TARGET_RATINGS_PER_S and rate["p99_ms"] < TARGET_WRITE_P99_MS
+        read_ok = read["p99_ms"] < TARGET_READ_P99_MS and beside["rps"] >= POSTED_BESIDE_READS
+        lines.append(
+            f"{name}: {rate['rps']:,.0f} ratings/s ({rate['rps'] / runs['health']['rps']:.0%} of"
+            f" health), p99 {rate['p99_ms']:.1f} ms: {'PASS' if write_ok else 'FAIL'}"
+            f" (>= {TARGET_RATINGS_PER_S:,.0f}/s, p99 < {TARGET_WRITE_P99_MS:g} ms); reads p99"
+            f" {read['p99_ms']:.1f} ms beside {beside['rps']:,.0f} posts/s:"
+            f" {'PASS' if read_ok else 'FAIL'} (< {TARGET_READ_P99_MS:g} ms beside"
+            f" {POSTED_BESIDE_READS:,}/s); errors {sum(r['errors'] for r in runs.values()):.0f}"
+        )
+    return lines
 
 
 def _id_files(env: dict[str, str], files: list[Path]) -> None:
