@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from movierec.data import store as store_module
 from movierec.data.schema import as_canonical_movies
 from movierec.data.store import IngestResult, RatingColumns, RatingsStore, redact_url
 from movierec.errors import StoreError
+from tests.conftest import PG_ADMIN_URL, temporary_database
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,36 @@ def test_append_groups_refuses_the_whole_group_for_one_bad_rating(store: Ratings
     with pytest.raises(StoreError, match="rating scale"):
         store.append_groups([_group([(7, 10, 3.0, 1)]), _group([(8, 11, 9.0, 1)])])
     assert store.stats().n_ratings == 4
+
+
+@pytest.mark.postgres
+def test_a_connected_writer_writes_while_the_database_refuses_new_connections() -> None:
+    with (
+        temporary_database(PG_ADMIN_URL, "refuse") as url,
+        RatingsStore(url) as connected,
+        RatingsStore(url) as late,
+    ):
+        connected.ingest(base_data())
+        connected.connect_writer()
+        with _new_connections_refused(url):
+            assert connected.append_groups([_group([(7, 10, 3.0, 1)])]) == [1]
+            with pytest.raises(StoreError, match="refused a connection"):
+                late.append_groups([_group([(7, 11, 3.0, 1)])])
+        assert late.append_groups([_group([(7, 11, 3.0, 1)])]) == [1]  # connects now
+
+
+@contextmanager
+def _new_connections_refused(url: str) -> Iterator[None]:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    database = sa.make_url(url).database
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+    try:
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
 
 
 def test_stats(store: RatingsStore) -> None:

@@ -413,14 +413,7 @@ class RatingsStore:
         writer keeps one pooled connection for itself: checking one in and out of the pool
         for each group cost a fifth of the writer's time."""
         with self._live_lock:
-            if self._live is None:
-                if self._live_pool is None:
-                    # A pool of its own, alike (same connect events): the writer keeps its
-                    # connection out of the pool the reads share, whose idle ones stay theirs
-                    # (readiness still answers while a database refuses new connections).
-                    self._live_pool = self._engine.pool.recreate()
-                self._live = self._live_pool.connect()
-            raw: Any = self._live.driver_connection
+            raw: Any = self._live_connection().driver_connection
             try:
                 group_writes.begin(raw, self.dialect)
                 yield raw
@@ -431,6 +424,36 @@ class RatingsStore:
             except BaseException:
                 raw.rollback()
                 raise
+
+    def connect_writer(self) -> None:
+        """Open the live writer's connection now (a server does at start-up), so its first
+        group does not depend on the database taking a new connection: a worker that had
+        not yet written failed its first post while PostgreSQL refused new connections.
+        MySQL's groups go through the shared pool: nothing to open.
+
+        Raises:
+            StoreError: the database refused the connection (the first group tries again).
+        """
+        if self.dialect == "mysql":
+            return
+        with self._live_lock:
+            self._live_connection()
+
+    def _live_connection(self) -> sa.PoolProxiedConnection:
+        """The live writer's connection (call holding ``_live_lock``), opened if need be."""
+        if self._live is None:
+            if self._live_pool is None:
+                # A pool of its own, alike (same connect events): the writer keeps its
+                # connection out of the pool the reads share, whose idle ones stay theirs
+                # (readiness still answers while a database refuses new connections).
+                self._live_pool = self._engine.pool.recreate()
+            try:
+                self._live = self._live_pool.connect()
+            except self._engine.dialect.loaded_dbapi.Error as exc:  # the pool's: not wrapped
+                raise StoreError(
+                    f"the ratings store refused a connection: {_first_line(exc)}"
+                ) from exc
+        return self._live
 
     def _drop_live(self) -> None:
         if self._live is not None:

@@ -50,6 +50,8 @@ class GroupStore(Protocol):
 
     def append_groups(self, groups: Sequence[RatingColumns]) -> list[int]: ...
 
+    def connect_writer(self) -> None: ...
+
 
 Outcome = int | BaseException
 """A request's answer: how many of its ratings were inserted or updated, or its error."""
@@ -78,6 +80,10 @@ class RatingWriter:
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()  # no submit slips in behind the stop marker
+        try:
+            store.connect_writer()  # now, not at the first post (see connect_writer)
+        except StoreError as exc:
+            logger.warning("the rating writer could not connect yet, its first group will: %s", exc)
         self._thread = threading.Thread(target=self._run, name="rating-writer", daemon=True)
         self._thread.start()
 
