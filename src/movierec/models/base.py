@@ -684,13 +684,59 @@ def weighted_rows(
     """``sum(weights[i] * matrix[rows[i]])`` as a dense row: a history's scores from an
     item-item matrix, reading only the history's rows. The product with the whole transposed
     matrix read all of it (~2M entries, 5 ms on ml-latest-small), scipy's row slicing cost
-    ~0.3 ms of Python; this is a gather and one ``bincount``."""
-    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
-    lengths = ends - starts
-    entries = np.repeat(ends - lengths.cumsum(), lengths) + np.arange(int(lengths.sum()))
-    values = matrix.data[entries] * np.repeat(np.asarray(weights, dtype=np.float64), lengths)
-    summed = np.bincount(matrix.indices[entries], weights=values, minlength=matrix.shape[1])
+    ~0.3 ms of Python, a numpy gather and ``bincount`` ~30 µs; compiled, ~12 µs."""
+    return _weighted_csr_rows(
+        matrix.indptr,
+        matrix.indices,
+        np.asarray(matrix.data),
+        matrix.shape[1],
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(weights, dtype=np.float64),
+    )
+
+
+@njit(cache=True)
+def _weighted_csr_rows(  # noqa: PLR0917 (numba takes arrays positionally)
+    indptr: npt.NDArray[np.int32],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.floating[Any]],
+    n_columns: int,
+    rows: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float32]:
+    summed = np.zeros(n_columns, dtype=np.float64)
+    for r in range(len(rows)):
+        weight = weights[r]
+        for entry in range(indptr[rows[r]], indptr[rows[r] + 1]):
+            summed[indices[entry]] += weight * data[entry]
     return summed.astype(np.float32)
+
+
+def dense_weighted_rows(
+    matrix: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float32]:
+    """``weights @ matrix[rows]`` without copying the rows out first (a history's scores from
+    a dense item-item matrix: ~48 µs on ml-latest-small's EASE, against ~78 µs; the rows come
+    from memory either way)."""
+    return _dense_weighted_rows(
+        matrix, np.asarray(rows, dtype=np.int64), np.asarray(weights, dtype=np.float32)
+    )
+
+
+@njit(cache=True)
+def _dense_weighted_rows(
+    matrix: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float32]:
+    summed = np.zeros(matrix.shape[1], dtype=np.float32)
+    for r in range(len(rows)):
+        row, weight = matrix[rows[r]], weights[r]
+        for column in range(len(summed)):
+            summed[column] += weight * row[column]
+    return summed
 
 
 def mask_rows(scores: npt.NDArray[np.float32], rows: sp.csr_matrix) -> None:

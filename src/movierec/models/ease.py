@@ -47,7 +47,7 @@ from pydantic import Field
 from scipy.linalg import lapack
 
 from movierec.data.interactions import Interactions
-from movierec.models.base import ModelConfig, ModelError, Recommender
+from movierec.models.base import ModelConfig, ModelError, Recommender, dense_weighted_rows
 from movierec.models.weighting import (
     RecencyConfig,
     history_weights,
@@ -119,7 +119,7 @@ class EASE(Recommender):
     ) -> npt.NDArray[np.float32]:
         # Binarized like the training rows; a repeated item counts once, at its latest position.
         distinct, _, weights = history_weights(items, self.config.recency_half_life_ratings)
-        return np.asarray(weights @ self._b()[distinct], dtype=np.float32)
+        return dense_weighted_rows(self._b(), distinct, weights)
 
     def _item_item(self) -> npt.NDArray[np.float32]:
         # Row i of B: how much having seen item i raises every other item's score.

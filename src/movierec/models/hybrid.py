@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from numba import njit
 from pydantic import Field, model_validator
 
 from movierec.data.interactions import Interactions
@@ -333,14 +334,34 @@ class Blend(Recommender):
 
 def _weighted_sum(parts: list[tuple[float, npt.NDArray[np.float32]]]) -> FloatArray:
     """``sum(weight * standardized(scores))``, rows standardized over the catalogue."""
-    total = np.zeros_like(parts[0][1], dtype=np.float32)
-    for weight, scores in parts:
-        centred = scores - scores.mean(axis=1, keepdims=True, dtype=np.float32)
-        # The spread by a dot product: ndarray.std took ~0.25 ms a catalogue-long row (three
-        # per anonymous request), its temporaries and reductions in Python-level steps.
-        spread = np.sqrt(np.einsum("ij,ij->i", centred, centred) / scores.shape[1])[:, None]
-        spread[spread == 0] = 1.0
-        total += centred * (np.float32(weight) / spread).astype(np.float32)
+    scores = tuple(np.ascontiguousarray(part, dtype=np.float32) for _, part in parts)
+    return _standardized_sum(scores, np.array([weight for weight, _ in parts]))
+
+
+# Compiled: numpy's mean, spread and weighted sum took ~58 µs for a fold-in's three
+# catalogue-long rows (each step a pass and a temporary), one fused loop per row ~19 µs. Sums
+# may be reordered (vectorized); NaN and infinities keep their meaning.
+@njit(cache=True, fastmath={"reassoc", "nsz", "contract"})
+def _standardized_sum(
+    parts: tuple[npt.NDArray[np.float32], ...], weights: npt.NDArray[np.float64]
+) -> FloatArray:
+    n_rows, n_columns = parts[0].shape
+    total = np.zeros((n_rows, n_columns), dtype=np.float32)
+    for part in range(len(parts)):
+        for r in range(n_rows):
+            row, out = parts[part][r], total[r]
+            mean = 0.0
+            for column in range(n_columns):
+                mean += row[column]
+            mean /= n_columns
+            squares = 0.0
+            for column in range(n_columns):
+                squares += (row[column] - mean) ** 2
+            spread = np.sqrt(squares / n_columns)
+            scale = np.float32(weights[part] / (spread if spread > 0 else 1.0))
+            shift = np.float32(mean)
+            for column in range(n_columns):
+                out[column] += (row[column] - shift) * scale
     return total
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 from pydantic import BaseModel, Field
 
 from movierec.data.interactions import Interactions
@@ -123,11 +124,25 @@ def history_weights(
         its weight ``2^(-n_later/half_life)`` (1 when ``half_life_ratings`` is None), with
         ``n_later`` the number of history entries after that occurrence.
     """
-    distinct, from_end = np.unique(items[::-1], return_index=True)
-    latest = len(items) - 1 - from_end
+    distinct, latest = _latest_occurrences(np.asarray(items, dtype=np.int64))
     if half_life_ratings is None:
         return distinct, latest, np.ones(len(distinct), dtype=np.float32)
+    from_end = len(items) - 1 - latest
     return distinct, latest, np.exp2(-from_end / half_life_ratings).astype(np.float32)
+
+
+@njit(cache=True)
+def _latest_occurrences(
+    items: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The distinct items, sorted, and where each occurs last. Compiled: every fold-in of a
+    blend asks once per member, and ``np.unique`` cost ~7 µs a call on ten items."""
+    order = np.argsort(items, kind="mergesort")  # stable: an item's occurrences in order
+    last_of_run = np.ones(len(order), dtype=np.bool_)
+    for at in range(len(order) - 1):
+        last_of_run[at] = items[order[at]] != items[order[at + 1]]
+    latest = order[last_of_run]
+    return items[latest], latest.astype(np.int64)
 
 
 def scored_row_weights(interactions: Interactions, config: RecencyConfig) -> FloatArray:
