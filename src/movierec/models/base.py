@@ -122,7 +122,8 @@ class Recommender(ABC):
     def _score_history(
         self, items: npt.NDArray[np.int64], ratings: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
-        """Scores of every item for a user known only by this history (fold-in)."""
+        """Scores of every item for a user known only by this history (fold-in): a new array,
+        which the caller masks in place."""
 
     def _item_vectors(self) -> npt.NDArray[np.float32] | None:
         """Dense item embeddings for cosine ``similar_items``, or None to fall back on
@@ -252,7 +253,7 @@ class Recommender(ABC):
         if index is not None:
             blocked = _blocked(self.n_items, item_array if exclude_seen else None, allowed)
             return index.top_k(self._history_vector(item_array, rating_array), k, blocked)
-        scores = self._score_history(item_array, rating_array).astype(np.float32)[None, :]
+        scores = np.asarray(self._score_history(item_array, rating_array), np.float32)[None, :]
         if exclude_seen and item_array.size:
             scores[0, item_array] = -np.inf
         if allowed is not None:
@@ -778,13 +779,30 @@ def top_k(scores: npt.NDArray[np.float32], k: int) -> ItemsAndScores:
 
 
 def _top_k_row(row: npt.NDArray[np.float32], k: int) -> ItemsAndScores | None:
-    """The ``k`` best of one row, best first: the k-th best score by a partition of the values
-    (no index array), then the few items scoring at least that, sorted by score then index.
-    None when NaN scores get in the way."""
-    kth = len(row) - k
-    threshold = np.partition(row, kth)[kth]
-    chosen = np.flatnonzero(row >= threshold)  # empty for a NaN threshold
-    if len(chosen) < k:
-        return None
-    chosen = chosen[np.argsort(-row[chosen], kind="stable")[:k]]
-    return chosen, row[chosen]
+    """The ``k`` best of one row, best first, ties to the lowest index; None when NaN scores
+    leave fewer than ``k``."""
+    items, values, found = _best_of_row(row, k)
+    return (items, values) if found == k else None
+
+
+@njit(cache=True)
+def _best_of_row(
+    row: npt.NDArray[np.floating[Any]], k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], int]:
+    """One pass keeping the best ``k`` so far in order: most scores lose to the k-th at once.
+    Compiled: a partition of the row, then sorting the few at its top, took ~45 µs of a
+    fold-in's catalogue-long row under load (~5 µs here)."""
+    items = np.empty(k, dtype=np.int64)
+    values = np.empty(k, dtype=np.float32)
+    found = 0
+    for item in range(len(row)):
+        value = np.float32(row[item])
+        if np.isnan(value) or (found == k and not value > values[k - 1]):
+            continue  # a tie with the k-th keeps the lower index, as a stable sort does
+        at = found if found < k else k - 1
+        while at > 0 and values[at - 1] < value:
+            values[at], items[at] = values[at - 1], items[at - 1]
+            at -= 1
+        values[at], items[at] = value, item
+        found = min(found + 1, k)
+    return items, values, found

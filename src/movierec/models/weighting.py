@@ -124,25 +124,26 @@ def history_weights(
         its weight ``2^(-n_later/half_life)`` (1 when ``half_life_ratings`` is None), with
         ``n_later`` the number of history entries after that occurrence.
     """
-    distinct, latest = _latest_occurrences(np.asarray(items, dtype=np.int64))
-    if half_life_ratings is None:
-        return distinct, latest, np.ones(len(distinct), dtype=np.float32)
-    from_end = len(items) - 1 - latest
-    return distinct, latest, np.exp2(-from_end / half_life_ratings).astype(np.float32)
+    # 0 stands for "no half-life" in the compiled call (a real one is positive).
+    return _profile(np.asarray(items, dtype=np.int64), half_life_ratings or 0.0)
 
 
 @njit(cache=True)
-def _latest_occurrences(
-    items: npt.NDArray[np.int64],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """The distinct items, sorted, and where each occurs last. Compiled: every fold-in of a
-    blend asks once per member, and ``np.unique`` cost ~7 µs a call on ten items."""
+def _profile(
+    items: npt.NDArray[np.int64], half_life: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
+    """:func:`history_weights` compiled: every fold-in of a blend asks once per member, and
+    ``np.unique`` and the weights' numpy steps cost ~10 µs a call on ten items (~1 µs here)."""
     order = np.argsort(items, kind="mergesort")  # stable: an item's occurrences in order
     last_of_run = np.ones(len(order), dtype=np.bool_)
     for at in range(len(order) - 1):
         last_of_run[at] = items[order[at]] != items[order[at + 1]]
-    latest = order[last_of_run]
-    return items[latest], latest.astype(np.int64)
+    latest = order[last_of_run].astype(np.int64)
+    weights = np.ones(len(latest), dtype=np.float32)
+    if half_life > 0:
+        for at in range(len(latest)):
+            weights[at] = np.exp2(-(len(items) - 1 - latest[at]) / half_life)
+    return items[latest], latest, weights
 
 
 def scored_row_weights(interactions: Interactions, config: RecencyConfig) -> FloatArray:
