@@ -72,6 +72,21 @@ def temporary_database(admin_url: str, purpose: str = "test") -> Iterator[str]:
         admin.dispose()
 
 
+@contextmanager
+def new_connections_refused(url: str) -> Iterator[None]:
+    """The PostgreSQL database of ``url`` refuses new connections (open ones go on)."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    database = sa.make_url(url).database
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+    try:
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+
+
 def _create_database(admin: sa.Engine, name: str) -> None:
     options = " CHARACTER SET utf8mb4" if admin.dialect.name == "mysql" else ""
     with admin.connect() as conn:

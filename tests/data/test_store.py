@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from movierec.data import store as store_module
 from movierec.data.schema import as_canonical_movies
 from movierec.data.store import IngestResult, RatingColumns, RatingsStore, redact_url
 from movierec.errors import StoreError
-from tests.conftest import PG_ADMIN_URL, temporary_database
+from tests.conftest import PG_ADMIN_URL, new_connections_refused, temporary_database
 
 
 @dataclass(frozen=True)
@@ -309,25 +306,11 @@ def test_a_connected_writer_writes_while_the_database_refuses_new_connections() 
     ):
         connected.ingest(base_data())
         connected.connect_writer()
-        with _new_connections_refused(url):
+        with new_connections_refused(url):
             assert connected.append_groups([_group([(7, 10, 3.0, 1)])]) == [1]
             with pytest.raises(StoreError, match="refused a connection"):
                 late.append_groups([_group([(7, 11, 3.0, 1)])])
         assert late.append_groups([_group([(7, 11, 3.0, 1)])]) == [1]  # connects now
-
-
-@contextmanager
-def _new_connections_refused(url: str) -> Iterator[None]:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    database = sa.make_url(url).database
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
-    try:
-        yield
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
 
 
 def test_stats(store: RatingsStore) -> None:

@@ -24,6 +24,7 @@ from movierec.data.sources import LoadedData
 from movierec.data.store import RatingsStore
 from movierec.errors import StoreError
 from movierec.serving.writer import RatingWriter
+from tests.conftest import PG_ADMIN_URL, new_connections_refused, temporary_database
 from tests.servers import api_server, api_server_process
 from tests.serving.conftest import ml_settings_in
 
@@ -194,3 +195,21 @@ def test_a_failed_group_is_retried_request_by_request(
     assert {1_000_001 + i for i in range(6)} <= users
     assert 1_000_010 not in users
     assert sorted(u for group in committed for u in group) == [1_000_001 + i for i in range(6)]
+
+
+@pytest.mark.postgres
+def test_the_writer_connects_at_start_and_writes_while_new_connections_are_refused(
+    synth_data: LoadedData,
+) -> None:
+    """A worker that had not yet posted failed its first post while PostgreSQL refused new
+    connections (its reads' pooled connection still answered)."""
+    with temporary_database(PG_ADMIN_URL, "writer") as url, RatingsStore(url) as store:
+        store.ingest(synth_data)
+        movie = int(synth_data.movies["item_id"].iloc[0])
+        writer = RatingWriter(store, lambda _: None)
+        rating = pd.DataFrame(
+            {"user_id": [1_000_001], "item_id": [movie], "rating": [4.0], "timestamp": [1]}
+        )
+        with new_connections_refused(url):
+            assert writer.submit(rating).result(timeout=30) == 1
+        writer.close()
