@@ -1,4 +1,5 @@
-"""Live feedback benchmark: ``POST /ratings`` under load from wrk, on SQLite and PostgreSQL.
+"""Live feedback benchmark: ``POST /ratings`` under load from wrk, on SQLite and PostgreSQL
+(and MariaDB or MySQL on request).
 
 What ``make run`` serves (``--model champion``, the default: params.yaml's pipeline on
 ml-latest-small from ``--datasets-dir``, its champion registered and served; ``--model als``: a
@@ -8,11 +9,11 @@ durable when sent), then ``GET /users/{id}/recommendations`` at concurrency 32 w
 1,000 ratings/s are posted beside it (64 connections, wrk's per-request ``delay``; the rate
 reached is reported). The server runs ``--workers`` workers, by default one per core as
 ``movierec serve`` and ``make run`` do, and is measured once it idles after start-up (its top-N
-lists are computed by then). PostgreSQL: a database of its own at ``--pg`` (trust auth),
-dropped afterwards.
+lists are computed by then). PostgreSQL and MySQL: a database of its own on the server at
+``--pg`` (trust auth) or ``--mysql`` (root without a password), dropped afterwards.
 
-Run: ``.venv/bin/python benchmarks/feedback.py [--seconds 10] [--pg URL|none] [--workers N]
-[--model champion|als]``.
+Run: ``.venv/bin/python benchmarks/feedback.py [--seconds 10] [--stores sqlite,postgresql,mysql]
+[--pg URL] [--mysql URL] [--workers N] [--model champion|als]``.
 """
 
 from __future__ import annotations
@@ -126,34 +127,45 @@ def measure(
         return out
 
 
-def backend(name: str, pg: str, folder: Path) -> tuple[dict[str, str], str | None]:
-    """The environment of a fresh store (``sqlite`` or ``postgresql``) and the database to drop."""
+def backend(name: str, server: str | None, folder: Path) -> tuple[dict[str, str], str | None]:
+    """The environment of a fresh store (``sqlite``, or a database of its own on the
+    ``postgresql`` or ``mysql`` server at the admin URL ``server``) and the database to drop."""
     env = _environment(folder / name, monitor=True)
-    if name == "sqlite":
+    if server is None:
         return env, None
     database = f"movierec_feedback_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{database}"')
+        quoted = admin.dialect.identifier_preparer.quote(database)
+        options = " CHARACTER SET utf8mb4" if admin.dialect.name == "mysql" else ""
+        conn.exec_driver_sql(f"CREATE DATABASE {quoted}{options}")
     admin.dispose()
-    env["MOVIEREC_DATABASE_URL"] = pg.rsplit("/", 1)[0] + f"/{database}"
+    env["MOVIEREC_DATABASE_URL"] = (
+        sa.make_url(server).set(database=database).render_as_string(hide_password=False)
+    )
     return env, database
 
 
 def settle(url: str) -> None:
-    """Vacuum, analyse and checkpoint the freshly loaded database, so that the autovacuum and
-    the checkpoint a 100k-rating load sets off do not run inside the measured runs."""
+    """Vacuum, analyse and checkpoint a freshly loaded PostgreSQL database, so that the
+    autovacuum and the checkpoint a 100k-rating load sets off do not run inside the measured
+    runs (MySQL: its tables' statistics analysed)."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.exec_driver_sql("VACUUM (ANALYZE)")
-        conn.exec_driver_sql("CHECKPOINT")
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("VACUUM (ANALYZE)")
+            conn.exec_driver_sql("CHECKPOINT")
+        else:
+            conn.exec_driver_sql("ANALYZE TABLE ratings, movies")
     engine.dispose()
 
 
-def drop(pg: str, database: str) -> None:
-    admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
+def drop(server: str, database: str) -> None:
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        quoted = admin.dialect.identifier_preparer.quote(database)
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}{force}")
     admin.dispose()
 
 
@@ -161,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--mysql", default="mysql+pymysql://root@127.0.0.1:3306/mysql")
+    parser.add_argument(
+        "--stores",
+        default="sqlite,postgresql",
+        help="comma-separated, of sqlite, postgresql, mysql (MariaDB or MySQL at --mysql)",
+    )
     parser.add_argument("--datasets-dir", default="/work/shared/datasets")
     parser.add_argument("--model", choices=["champion", "als"], default="champion")
     parser.add_argument(
@@ -175,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         files = [folder / "load.lua", folder / "users.txt", folder / "movies.txt"]
         files[0].write_text(WRK_LUA)
-        for name in ("sqlite", "postgresql") if args.pg != "none" else ("sqlite",):
-            env, database = backend(name, args.pg, folder)
+        servers = {"sqlite": None, "postgresql": args.pg, "mysql": args.mysql}
+        for name in args.stores.split(","):
+            env, database = backend(name, servers[name], folder)
             env["MOVIEREC_DATASETS_DIR"] = args.datasets_dir
             try:
                 prepare(env, args.model)
@@ -196,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             finally:
                 if database is not None:
-                    drop(args.pg, database)
+                    drop(servers[name] or "", database)
             print(name, json.dumps(results[name], indent=1), flush=True)
     print(json.dumps(results))
     print("\n".join(verdicts(results)))

@@ -213,3 +213,27 @@ def test_the_writer_connects_at_start_and_writes_while_new_connections_are_refus
         with new_connections_refused(url):
             assert writer.submit(rating).result(timeout=30) == 1
         writer.close()
+
+
+def test_two_writers_posting_the_same_ratings_count_each_change_once(
+    store_url: str, synth_data: LoadedData
+) -> None:
+    """Two workers' writers (two stores, two connections) post the same ratings at once: each
+    is stored once and counted once, however their groups interleave (on MySQL the stored
+    pairs are read with a locking read; a deadlock between the two is retried)."""
+    movies = _movies(synth_data, 60)
+    with RatingsStore(store_url) as first, RatingsStore(store_url) as second:
+        first.ingest(synth_data)
+        writers = [RatingWriter(store, lambda _: None) for store in (first, second)]
+        futures = []
+        for movie in movies:
+            rating = pd.DataFrame(
+                {"user_id": [2_000_001], "item_id": [movie], "rating": [3.5], "timestamp": [7]}
+            )
+            futures += [writer.submit(rating) for writer in writers]
+        counts = [future.result(timeout=60) for future in futures]
+        for writer in writers:
+            writer.close()
+        stored = first.ratings_frame()
+    assert sum(counts) == len(movies)
+    assert sorted(stored.loc[stored["user_id"] == 2_000_001, "item_id"]) == sorted(movies)

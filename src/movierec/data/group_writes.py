@@ -1,4 +1,4 @@
-"""The live rating writer's groups, written on the driver's own connection (SQLite, PostgreSQL).
+"""The live rating writer's groups, written on the driver's own connection.
 
 :class:`movierec.serving.writer.RatingWriter` stores the ratings of concurrent posts in one
 transaction. Written through SQLAlchemy Core, with a statement per request, a group of ~20
@@ -13,8 +13,9 @@ Each request still gets its own count of ratings inserted or updated. A stored r
 only for a newer-or-equal timestamp that changes it (``UPSERT_SET``, the same rule as every
 append); :func:`changed_counts` replays that rule over the group in order, from the pairs
 already stored, which is exact because the group's transaction holds the write lock (SQLite's
-writers take turns; see :meth:`RatingsStore._writers_turn`). PostgreSQL's writers do not take
-turns, so there the statement itself says which pairs it changed (``RETURNING``).
+writers take turns; see :meth:`RatingsStore._writers_turn`; MySQL's group reads its stored
+pairs with a locking read). PostgreSQL's writers do not take turns, so there the statement
+itself says which pairs it changed (``RETURNING``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from movierec.data.mysql import UPSERT as MYSQL_UPSERT
 from movierec.data.schema import RATING_COLUMNS, RATING_DTYPES
 
 UPSERT_SET = (
@@ -50,6 +52,10 @@ Rows = list[list[Any]]  # (user, item, rating, timestamp) as Python values
 # one JSON array on SQLite, as arrays on PostgreSQL: one parameter, one prepared statement,
 # however many rows (``WHERE true`` keeps SQLite from reading ON CONFLICT as a join's ON).
 _ITEM = "json_extract(j.value, '$[1]')"
+_MYSQL_ROWS = (
+    "JSON_TABLE(%s, '$[*]' COLUMNS (n FOR ORDINALITY, user_id BIGINT PATH '$[0]', "
+    "item_id BIGINT PATH '$[1]', rating FLOAT PATH '$[2]', `timestamp` BIGINT PATH '$[3]')) AS j"
+)
 _SQL = {
     "sqlite": {
         "read": (
@@ -65,6 +71,25 @@ _SQL = {
             "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
             "json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?) WHERE true "
             f"ON CONFLICT (user_id, item_id) DO UPDATE SET {UPSERT_SET}"
+        ),
+    },
+    "mysql": {
+        "read": (
+            "SELECT (SELECT value FROM dataset_meta WHERE `key` = %s), "
+            f"(SELECT JSON_ARRAYAGG(DISTINCT j.item_id) FROM {_MYSQL_ROWS} "
+            "WHERE NOT EXISTS (SELECT 1 FROM movies AS m WHERE m.item_id = j.item_id))"
+        ),
+        # A locking read: the pairs stay as read until the commit, and the gaps of those not
+        # stored yet stay empty (InnoDB's next-key locks), so the replayed counts hold while
+        # another worker writes.
+        "stored": (
+            "SELECT r.user_id, r.item_id, CAST(r.rating AS DOUBLE), r.`timestamp` "
+            f"FROM {_MYSQL_ROWS} JOIN ratings AS r "
+            "ON r.user_id = j.user_id AND r.item_id = j.item_id FOR UPDATE"
+        ),
+        "upsert": MYSQL_UPSERT.format(
+            source="SELECT j.user_id, j.item_id, j.rating, j.`timestamp` "
+            f"FROM {_MYSQL_ROWS} ORDER BY j.n"
         ),
     },
     "postgresql": {
@@ -97,6 +122,8 @@ def begin(raw: Any, dialect: str) -> None:
     """Open the write transaction (PostgreSQL's driver opens one with the first statement)."""
     if dialect == "sqlite":
         raw.execute("BEGIN IMMEDIATE")  # the write lock now: no late upgrade, no deadlock
+    elif dialect == "mysql":
+        raw.begin()
 
 
 def read_group(raw: Any, dialect: str, scale_key: str, rows: list[Rows]) -> GroupRead:
@@ -108,6 +135,12 @@ def read_group(raw: Any, dialect: str, scale_key: str, rows: list[Rows]) -> Grou
         # which that text still names exactly: the float32 it was is the value compared.
         stored = {(u, i): (_as_float32(r), t) for u, i, r, t in json.loads(found)}
         return GroupRead(_scale(scale), json.loads(missing), stored, everything)
+    if dialect == "mysql":
+        everything = json.dumps([row for part in rows for row in part])
+        scale, missing = _fetch(raw, _SQL[dialect]["read"], (scale_key, everything))[0]
+        found = _fetch(raw, _SQL[dialect]["stored"], (everything,))
+        stored = {(u, i): (_as_float32(r), t) for u, i, r, t in found}
+        return GroupRead(_scale(scale), json.loads(missing or "[]"), stored, everything)
     items = [row[1] for part in rows for row in part]
     scale, missing = _fetch(raw, _SQL[dialect]["read"], (scale_key, items))[0]
     return GroupRead(_scale(scale), list(missing), {})
@@ -118,6 +151,10 @@ def upsert_groups(raw: Any, dialect: str, rows: list[Rows], read: GroupRead) -> 
     updated. A group's pairs are distinct (the newest rating per pair kept)."""
     if dialect == "sqlite":
         raw.execute(_SQL[dialect]["upsert"], (read.sent,))
+        return changed_counts(rows, read.stored)
+    if dialect == "mysql":
+        with raw.cursor() as cursor:
+            cursor.execute(_SQL[dialect]["upsert"], (read.sent,))
         return changed_counts(rows, read.stored)
     return _pg_upsert(raw, rows)
 

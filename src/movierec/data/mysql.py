@@ -35,13 +35,13 @@ from movierec.errors import StoreError
 
 __all__ = [
     "DIALECTS",
+    "UPSERT",
     "RatingType",
     "load_ratings",
     "make_engine",
     "named_lock",
     "read_ratings",
     "upsert_many",
-    "upsert_small",
 ]
 
 # SQLAlchemy names the dialect "mysql" or "mariadb" after the URL's scheme; the SQL is the same.
@@ -57,7 +57,7 @@ _COLUMN_LIST = "(user_id, item_id, rating, `timestamp`)"
 # Newest wins. The rating is assigned first: MySQL evaluates the assignments in order, so the
 # timestamp test of both must see the stored timestamp, not one just replaced. A row given its
 # current values counts as unchanged (the server compares the stored bytes).
-_UPSERT = (
+UPSERT = (
     f"INSERT INTO ratings {_COLUMN_LIST} {{source}} ON DUPLICATE KEY UPDATE "
     "ratings.rating = IF(VALUES(`timestamp`) >= ratings.`timestamp`, VALUES(rating), "
     "ratings.rating), ratings.`timestamp` = IF(VALUES(`timestamp`) >= ratings.`timestamp`, "
@@ -156,29 +156,10 @@ def upsert_many(conn: sa.Connection, cols: dict[str, np.ndarray]) -> tuple[int, 
             "SELECT count(*) FROM ratings_staging s JOIN ratings r USING (user_id, item_id) "
             "FOR UPDATE"
         ).scalar_one()
-        affected = _execute(conn, _UPSERT.format(source="SELECT * FROM ratings_staging"))
+        affected = _execute(conn, UPSERT.format(source="SELECT * FROM ratings_staging"))
     finally:
         conn.exec_driver_sql("DROP TEMPORARY TABLE IF EXISTS ratings_staging")
     return _counts(len(cols["user_id"]), int(existing), affected)
-
-
-def upsert_small(conn: sa.Connection, cols: dict[str, np.ndarray]) -> int:
-    """Upsert a few ratings in one multi-row statement; the number inserted or updated."""
-    pairs = list(zip(cols["user_id"].tolist(), cols["item_id"].tolist(), strict=True))
-    key = sa.tuple_(sa.column("user_id"), sa.column("item_id"))
-    existing = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(sa.table("ratings"))
-        .where(key.in_(pairs))
-        .with_for_update()
-    ).scalar_one()
-    with _raw(conn).cursor() as cursor:
-        cursor.executemany(
-            _UPSERT.format(source="VALUES (%s, %s, %s, %s)"), _rows(cols, 0, len(pairs))
-        )
-        affected = int(cursor.rowcount)
-    inserted, updated, _ = _counts(len(pairs), int(existing), affected)
-    return inserted + updated
 
 
 def _counts(n: int, existing: int, affected: int) -> tuple[int, int, int]:

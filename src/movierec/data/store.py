@@ -429,13 +429,10 @@ class RatingsStore:
         """Open the live writer's connection now (a server does at start-up), so its first
         group does not depend on the database taking a new connection: a worker that had
         not yet written failed its first post while PostgreSQL refused new connections.
-        MySQL's groups go through the shared pool: nothing to open.
 
         Raises:
             StoreError: the database refused the connection (the first group tries again).
         """
-        if self.dialect == "mysql":
-            return
         with self._live_lock:
             self._live_connection()
 
@@ -695,9 +692,8 @@ class RatingsStore:
         """Store several requests' ratings (canonical columns, timestamps given) in one commit.
 
         Group commit: one transaction and one fsync for all of them, on the driver's connection
-        with a fixed handful of statements (:mod:`movierec.data.group_writes`; MySQL through
-        SQLAlchemy, whose counts need a locking read). All or nothing: one bad group fails the
-        lot (a caller retries the groups one by one to find it).
+        with a fixed handful of statements (:mod:`movierec.data.group_writes`). All or nothing:
+        one bad group fails the lot (a caller retries the groups one by one to find it).
 
         Returns:
             Each group's number of ratings inserted or updated, in order.
@@ -705,8 +701,6 @@ class RatingsStore:
         Raises:
             StoreError: as :meth:`append_many`.
         """
-        if self.dialect == "mysql":
-            return self._append_groups_mysql(groups)
         rows = [group_writes.newest_rows(g) for g in groups]
         ratings = np.fromiter((r[2] for part in rows for r in part), dtype=np.float64)
         with self._writers_turn(), self._driver_write() as raw:
@@ -716,15 +710,6 @@ class RatingsStore:
             _check_scale(ratings, read.scale)
             _raise_missing(np.asarray(read.missing_movies, dtype=np.int64))
             return group_writes.upsert_groups(raw, self.dialect, rows, read)
-
-    def _append_groups_mysql(self, groups: Sequence[RatingColumns]) -> list[int]:
-        parts = [
-            _newest_per_pair({c: np.asarray(getattr(g, c)) for c in RATING_COLUMNS}) for g in groups
-        ]
-        with self._writers_turn(), self._write() as conn:
-            _check_scale(np.concatenate([p["rating"] for p in parts]), _appendable_scale(conn))
-            _check_movies_exist(conn, np.concatenate([p["item_id"] for p in parts]))
-            return [mysql_paths.upsert_small(conn, p) for p in parts]
 
     # ------------------------------------------------------------------ readers
 

@@ -388,7 +388,7 @@ def _add_scaled(total: FloatArray, affinity: FloatArray, weight: float) -> None:
     every answer's reasons."""
     largest = 0.0
     for value in affinity.flat:
-        largest = max(largest, abs(value))
+        largest = max(largest, float(abs(value)))
     if largest > 0:
         scale = np.float32(weight / largest)
         for at in np.ndindex(affinity.shape):
