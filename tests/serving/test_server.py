@@ -109,8 +109,7 @@ def test_each_worker_listens_on_a_socket_of_its_own(ml_settings: Settings) -> No
         _wait_for_workers(url, 2)
         port = int(url.rsplit(":", 1)[1])
         supervisor = _supervisor(port)
-        workers = _workers(supervisor, port)
-        assert len(workers) == 2
+        workers = _listening_workers(supervisor, port, 2)
         assert not _listens(supervisor, port)
         assert _socket_inodes(workers[0]).isdisjoint(_socket_inodes(workers[1]))
         connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
@@ -134,18 +133,12 @@ def test_a_worker_that_dies_is_replaced_with_a_socket_of_its_own(ml_settings: Se
         _wait_for_workers(url, 2)
         port = int(url.rsplit(":", 1)[1])
         supervisor = _supervisor(port)
-        first, second = _workers(supervisor, port)
+        first, second = _listening_workers(supervisor, port, 2)
         first.kill()
         first.wait(timeout=10)
         for _ in range(20):  # a new connection each: only the other worker listens now
             assert httpx.get(f"{url}/users/1/recommendations", timeout=10).status_code == 200
-        deadline = time.monotonic() + 120
-        while True:
-            workers = _workers(supervisor, port)
-            if len(workers) == 2:
-                break
-            assert time.monotonic() < deadline, "the dead worker was not replaced in time"
-            time.sleep(0.2)
+        workers = _listening_workers(supervisor, port, 2)
         replacement = next(w for w in workers if w.pid != second.pid)
         assert replacement.pid != first.pid
         assert _socket_inodes(replacement).isdisjoint(_socket_inodes(second))
@@ -164,6 +157,18 @@ def _supervisor(port: int) -> psutil.Process:
 def _workers(supervisor: psutil.Process, port: int) -> list[psutil.Process]:
     """The supervisor's children that listen on ``port`` (not its resource tracker)."""
     return [child for child in supervisor.children() if _listens(child, port)]
+
+
+def _listening_workers(
+    supervisor: psutil.Process, port: int, count: int, timeout: float = 120.0
+) -> list[psutil.Process]:
+    """The supervisor's ``count`` workers once all listen: a worker reports its model during
+    its start-up and listens only after it (a test that looked right away once found one)."""
+    deadline = time.monotonic() + timeout
+    while len(workers := _workers(supervisor, port)) != count:
+        assert time.monotonic() < deadline, f"{count} workers were not all listening in time"
+        time.sleep(0.2)
+    return workers
 
 
 def _listens(process: psutil.Process, port: int) -> bool:

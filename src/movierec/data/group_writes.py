@@ -48,9 +48,10 @@ Rows = list[list[Any]]  # (user, item, rating, timestamp) as Python values
 
 # A group reads what its checks need in one statement of one row (each driver call gives the GIL
 # up, and each row a SQLite cursor steps through is a call): the rating scale, the rated movies
-# the catalog lacks and, on SQLite, the group's pairs already stored. The group's rows travel as
-# one JSON array on SQLite, as arrays on PostgreSQL: one parameter, one prepared statement,
-# however many rows (``WHERE true`` keeps SQLite from reading ON CONFLICT as a join's ON).
+# the catalog lacks and, on SQLite, the group's pairs already stored (MySQL reads those in a
+# second, locking, statement). The group's rows travel as one JSON array on SQLite and MySQL, as
+# arrays on PostgreSQL: one parameter, one prepared statement, however many rows (``WHERE
+# true`` keeps SQLite from reading ON CONFLICT as a join's ON).
 _ITEM = "json_extract(j.value, '$[1]')"
 _MYSQL_ROWS = (
     "JSON_TABLE(%s, '$[*]' COLUMNS (n FOR ORDINALITY, user_id BIGINT PATH '$[0]', "
@@ -219,7 +220,7 @@ def _as_float32(value: float) -> float:
 
 
 def _fetch(raw: Any, sql: str, params: Sequence[Any]) -> list[Any]:
-    """Every row of one statement, on a sqlite3 or psycopg connection."""
+    """Every row of one statement, on a sqlite3, psycopg or PyMySQL connection."""
     cursor = raw.cursor()
     try:
         cursor.execute(sql, params)
