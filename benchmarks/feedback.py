@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         help="server workers (default: as `movierec serve`, one per core)",
     )
     args = parser.parse_args(argv)
+    unknown = set(args.stores.split(",")) - {"sqlite", "postgresql", "mysql"}
+    if unknown:
+        parser.error(f"unknown store(s) {sorted(unknown)}: choose among sqlite, postgresql, mysql")
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -195,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         files[0].write_text(WRK_LUA)
         servers = {"sqlite": None, "postgresql": args.pg, "mysql": args.mysql}
         for name in args.stores.split(","):
-            env, database = backend(name, servers[name], folder)
+            server = servers[name]
+            env, database = backend(name, server, folder)
             env["MOVIEREC_DATASETS_DIR"] = args.datasets_dir
             try:
                 prepare(env, args.model)
@@ -214,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.workers,
                 )
             finally:
-                if database is not None:
-                    drop(servers[name] or "", database)
+                if server is not None and database is not None:
+                    drop(server, database)
             print(name, json.dumps(results[name], indent=1), flush=True)
     print(json.dumps(results))
     print("\n".join(verdicts(results)))

@@ -115,8 +115,8 @@ class GroupRead:
 
     scale: tuple[float, float] | None  # None before any dataset
     missing_movies: list[int]  # rated movies the catalog lacks
-    stored: dict[Pair, tuple[float, int]]  # SQLite: the group's pairs stored already
-    sent: str = ""  # SQLite: the group's rows as the JSON both statements take
+    stored: dict[Pair, tuple[float, int]]  # SQLite, MySQL: the group's pairs stored already
+    sent: str = ""  # SQLite, MySQL: the group's rows as the JSON every statement takes
 
 
 def begin(raw: Any, dialect: str) -> None:
@@ -129,35 +129,30 @@ def begin(raw: Any, dialect: str) -> None:
 
 def read_group(raw: Any, dialect: str, scale_key: str, rows: list[Rows]) -> GroupRead:
     """The scale (the dataset_meta ``scale_key``), missing movies and stored pairs of ``rows``."""
+    if dialect == "postgresql":
+        items = [row[1] for part in rows for row in part]
+        scale, missing = _fetch(raw, _SQL[dialect]["read"], (scale_key, items))[0]
+        return GroupRead(_scale(scale), list(missing), {})
+    sent = json.dumps([row for part in rows for row in part])
     if dialect == "sqlite":
-        everything = json.dumps([row for part in rows for row in part])
-        scale, missing, found = _fetch(raw, _SQL[dialect]["read"], (scale_key, everything))[0]
-        # Stored ratings come back through JSON's 15 digits; every rating was a float32 once,
-        # which that text still names exactly: the float32 it was is the value compared.
-        stored = {(u, i): (_as_float32(r), t) for u, i, r, t in json.loads(found)}
-        return GroupRead(_scale(scale), json.loads(missing), stored, everything)
-    if dialect == "mysql":
-        everything = json.dumps([row for part in rows for row in part])
-        scale, missing = _fetch(raw, _SQL[dialect]["read"], (scale_key, everything))[0]
-        found = _fetch(raw, _SQL[dialect]["stored"], (everything,))
-        stored = {(u, i): (_as_float32(r), t) for u, i, r, t in found}
-        return GroupRead(_scale(scale), json.loads(missing or "[]"), stored, everything)
-    items = [row[1] for part in rows for row in part]
-    scale, missing = _fetch(raw, _SQL[dialect]["read"], (scale_key, items))[0]
-    return GroupRead(_scale(scale), list(missing), {})
+        scale, missing, found = _fetch(raw, _SQL[dialect]["read"], (scale_key, sent))[0]
+        found = json.loads(found)
+    else:  # MySQL: the stored pairs in a second, locking, statement
+        scale, missing = _fetch(raw, _SQL[dialect]["read"], (scale_key, sent))[0]
+        found = _fetch(raw, _SQL[dialect]["stored"], (sent,))
+    # Stored ratings come back through JSON's 15 digits (SQLite) or as doubles (MySQL); every
+    # rating was a float32 once, which both still name exactly: that float32 is what is compared.
+    stored = {(u, i): (_as_float32(r), t) for u, i, r, t in found}
+    return GroupRead(_scale(scale), json.loads(missing or "[]"), stored, sent)
 
 
 def upsert_groups(raw: Any, dialect: str, rows: list[Rows], read: GroupRead) -> list[int]:
     """Write every group's rows in one statement; each group's number of ratings inserted or
     updated. A group's pairs are distinct (the newest rating per pair kept)."""
-    if dialect == "sqlite":
-        raw.execute(_SQL[dialect]["upsert"], (read.sent,))
-        return changed_counts(rows, read.stored)
-    if dialect == "mysql":
-        with raw.cursor() as cursor:
-            cursor.execute(_SQL[dialect]["upsert"], (read.sent,))
-        return changed_counts(rows, read.stored)
-    return _pg_upsert(raw, rows)
+    if dialect == "postgresql":
+        return _pg_upsert(raw, rows)
+    _fetch(raw, _SQL[dialect]["upsert"], (read.sent,))
+    return changed_counts(rows, read.stored)
 
 
 def newest_rows(columns: Any) -> Rows:
@@ -220,7 +215,8 @@ def _as_float32(value: float) -> float:
 
 
 def _fetch(raw: Any, sql: str, params: Sequence[Any]) -> list[Any]:
-    """Every row of one statement, on a sqlite3, psycopg or PyMySQL connection."""
+    """Every row of one statement (none for a write), on a sqlite3, psycopg or PyMySQL
+    connection."""
     cursor = raw.cursor()
     try:
         cursor.execute(sql, params)
